@@ -1,0 +1,441 @@
+//! Gateways to sockets and listeners: protocols, hostnames, TLS certificates, conflicts.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::index::Index;
+use super::routes::EntryBuild;
+use super::tls::{certified_key, server_config, SniResolver};
+use super::CompileOptions;
+use crate::error::Diagnostics;
+use crate::ir::{HostPattern, ListenerIr, SocketIr, VirtualHost};
+use crate::objects::gateway::{FromNamespaces, GatewaySpec, Listener};
+use crate::objects::meta::LabelSelector;
+use crate::objects::Object;
+
+/// A listener while routes are being attached to it.
+pub(crate) struct ListenerBuild {
+    pub gateway_ns: String,
+    pub gateway_name: String,
+    pub gateway: Arc<str>,
+    pub name: Arc<str>,
+    pub hostname: HostPattern,
+    pub port: u16,
+    pub https: bool,
+    pub from: FromNamespaces,
+    pub selector: Option<LabelSelector>,
+    /// `allowedRoutes.kinds` permits HTTPRoute.
+    pub allows_http_route: bool,
+    pub vhosts: BTreeMap<String, (HostPattern, Vec<EntryBuild>)>,
+}
+
+pub(crate) struct SocketBuild {
+    pub address: Option<IpAddr>,
+    pub port: u16,
+    pub https: bool,
+    pub resolver: SniResolver,
+    pub listeners: Vec<ListenerBuild>,
+}
+
+pub(crate) fn build_sockets(
+    idx: &Index<'_>,
+    options: &CompileOptions,
+    diags: &mut Diagnostics,
+) -> Vec<SocketBuild> {
+    let mut sockets: Vec<SocketBuild> = Vec::new();
+    for gw in &idx.gateways {
+        let addresses = gateway_addresses(gw, options, diags);
+        let mut names = Vec::new();
+        for (i, l) in gw.spec.listeners.iter().enumerate() {
+            let field = format!("spec.listeners[{i}]");
+            if names.contains(&l.name.as_str()) {
+                diags.error(gw.error(
+                    format!("{field}.name"),
+                    format!("duplicate listener name {:?}", l.name),
+                ));
+                continue;
+            }
+            names.push(&l.name);
+            let Some(listener) = build_listener(idx, gw, l, &field, diags) else {
+                continue;
+            };
+            for address in &addresses {
+                place(
+                    &mut sockets,
+                    *address,
+                    listener.clone_empty(),
+                    gw,
+                    &field,
+                    diags,
+                );
+            }
+            if listener.https {
+                add_certificates(
+                    idx,
+                    gw,
+                    l,
+                    &field,
+                    &mut sockets,
+                    &addresses,
+                    &listener,
+                    diags,
+                );
+            }
+        }
+    }
+    sockets
+}
+
+impl ListenerBuild {
+    fn clone_empty(&self) -> ListenerBuild {
+        ListenerBuild {
+            gateway_ns: self.gateway_ns.clone(),
+            gateway_name: self.gateway_name.clone(),
+            gateway: self.gateway.clone(),
+            name: self.name.clone(),
+            hostname: self.hostname.clone(),
+            port: self.port,
+            https: self.https,
+            from: self.from,
+            selector: self.selector.clone(),
+            allows_http_route: self.allows_http_route,
+            vhosts: BTreeMap::new(),
+        }
+    }
+}
+
+fn gateway_addresses(
+    gw: &Object<GatewaySpec>,
+    options: &CompileOptions,
+    diags: &mut Diagnostics,
+) -> Vec<Option<IpAddr>> {
+    if gw.spec.addresses.is_empty() {
+        return vec![options.default_bind];
+    }
+    let mut out = Vec::new();
+    for (i, a) in gw.spec.addresses.iter().enumerate() {
+        let kind = a.kind.as_deref().unwrap_or("IPAddress");
+        if kind != "IPAddress" {
+            diags.error(gw.error(
+                format!("spec.addresses[{i}].type"),
+                format!("unsupported address type {kind:?} (only IPAddress)"),
+            ));
+            continue;
+        }
+        match a.value.parse::<IpAddr>() {
+            Ok(ip) => out.push(Some(ip)),
+            Err(_) => diags.error(gw.error(
+                format!("spec.addresses[{i}].value"),
+                format!("{:?} is not an IP address", a.value),
+            )),
+        }
+    }
+    out
+}
+
+fn build_listener(
+    idx: &Index<'_>,
+    gw: &Object<GatewaySpec>,
+    l: &Listener,
+    field: &str,
+    diags: &mut Diagnostics,
+) -> Option<ListenerBuild> {
+    let _ = idx;
+    let https = match l.protocol.as_str() {
+        "HTTP" => false,
+        "HTTPS" => true,
+        other => {
+            diags.error(gw.error(
+                format!("{field}.protocol"),
+                format!("unsupported protocol {other:?} (supported: HTTP, HTTPS)"),
+            ));
+            return None;
+        }
+    };
+    let port = match u16::try_from(l.port) {
+        Ok(p) if p > 0 => p,
+        _ => {
+            diags.error(gw.error(
+                format!("{field}.port"),
+                format!("port {} is out of range 1-65535", l.port),
+            ));
+            return None;
+        }
+    };
+    let hostname = match &l.hostname {
+        Some(h) => match validate_hostname(h) {
+            Ok(()) => HostPattern::parse(h),
+            Err(e) => {
+                diags.error(gw.error(format!("{field}.hostname"), e));
+                return None;
+            }
+        },
+        None => HostPattern::Any,
+    };
+    let allowed = l.allowed_routes.clone().unwrap_or_default();
+    let ns = allowed.namespaces.unwrap_or_default();
+    let from = ns.from.unwrap_or(FromNamespaces::Same);
+    if from == FromNamespaces::Selector && ns.selector.is_none() {
+        diags.error(gw.error(
+            format!("{field}.allowedRoutes.namespaces.selector"),
+            "is required when from is Selector",
+        ));
+        return None;
+    }
+    let allows_http_route = allowed.kinds.is_empty()
+        || allowed.kinds.iter().any(|k| {
+            k.kind == "HTTPRoute"
+                && k.group.as_deref().unwrap_or(crate::objects::GATEWAY_GROUP)
+                    == crate::objects::GATEWAY_GROUP
+        });
+    for (i, k) in allowed.kinds.iter().enumerate() {
+        if k.kind != "HTTPRoute" {
+            diags.warn(gw.error(
+                format!("{field}.allowedRoutes.kinds[{i}].kind"),
+                format!("route kind {:?} is not supported; ignored", k.kind),
+            ));
+        }
+    }
+    Some(ListenerBuild {
+        gateway_ns: gw.namespace().to_string(),
+        gateway_name: gw.name().to_string(),
+        gateway: Arc::from(format!("{}/{}", gw.namespace(), gw.name())),
+        name: Arc::from(l.name.as_str()),
+        hostname,
+        port,
+        https,
+        from,
+        selector: ns.selector,
+        allows_http_route,
+        vhosts: BTreeMap::new(),
+    })
+}
+
+/// Gateway API hostnames: lowercase DNS names, optionally with a leading `*.`, never an IP.
+pub(crate) fn validate_hostname(h: &str) -> Result<(), String> {
+    let body = h.strip_prefix("*.").unwrap_or(h);
+    let ok = !body.is_empty()
+        && body.len() <= 253
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !ok {
+        return Err(format!(
+            "invalid hostname {h:?}: expected a lowercase DNS name, optionally prefixed with \"*.\""
+        ));
+    }
+    if body.parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "invalid hostname {h:?}: IP addresses are not allowed"
+        ));
+    }
+    Ok(())
+}
+
+fn place(
+    sockets: &mut Vec<SocketBuild>,
+    address: Option<IpAddr>,
+    listener: ListenerBuild,
+    gw: &Object<GatewaySpec>,
+    field: &str,
+    diags: &mut Diagnostics,
+) {
+    let bind = |a: Option<IpAddr>| a.map_or_else(|| "*".to_string(), |ip| ip.to_string());
+    match sockets
+        .iter_mut()
+        .find(|s| s.address == address && s.port == listener.port)
+    {
+        Some(socket) => {
+            if socket.https != listener.https {
+                let other = &socket.listeners[0];
+                diags.error(gw.error(
+                    format!("{field}.protocol"),
+                    format!(
+                        "conflicting listeners: port {} on {} is {} for Gateway {} listener {:?} but {} here",
+                        listener.port,
+                        bind(address),
+                        if socket.https { "HTTPS" } else { "HTTP" },
+                        other.gateway,
+                        &*other.name,
+                        if listener.https { "HTTPS" } else { "HTTP" },
+                    ),
+                ));
+                return;
+            }
+            if let Some(other) = socket
+                .listeners
+                .iter()
+                .find(|o| o.hostname == listener.hostname)
+            {
+                diags.error(gw.error(
+                    format!("{field}.hostname"),
+                    format!(
+                        "conflicting listeners: hostname {:?} on port {} ({}) is also served by Gateway {} listener {:?}; give one Gateway its own spec.addresses",
+                        listener.hostname.as_config_string(),
+                        listener.port,
+                        bind(address),
+                        other.gateway,
+                        &*other.name,
+                    ),
+                ));
+                return;
+            }
+            socket.listeners.push(listener);
+        }
+        None => sockets.push(SocketBuild {
+            address,
+            port: listener.port,
+            https: listener.https,
+            resolver: SniResolver::default(),
+            listeners: vec![listener],
+        }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_certificates(
+    idx: &Index<'_>,
+    gw: &Object<GatewaySpec>,
+    l: &Listener,
+    field: &str,
+    sockets: &mut [SocketBuild],
+    addresses: &[Option<IpAddr>],
+    listener: &ListenerBuild,
+    diags: &mut Diagnostics,
+) {
+    let Some(tls) = &l.tls else {
+        diags.error(gw.error(format!("{field}.tls"), "is required for an HTTPS listener"));
+        return;
+    };
+    if let Some(mode) = tls.mode.as_deref() {
+        if mode != "Terminate" {
+            diags.error(gw.error(
+                format!("{field}.tls.mode"),
+                format!("unsupported TLS mode {mode:?} (only Terminate)"),
+            ));
+            return;
+        }
+    }
+    if tls.certificate_refs.is_empty() {
+        diags.error(gw.error(
+            format!("{field}.tls.certificateRefs"),
+            "at least one certificate is required for an HTTPS listener",
+        ));
+        return;
+    }
+    for (i, r) in tls.certificate_refs.iter().enumerate() {
+        let rfield = format!("{field}.tls.certificateRefs[{i}]");
+        let kind = r.kind.as_deref().unwrap_or("Secret");
+        let group = r.group.as_deref().unwrap_or("");
+        if kind != "Secret" || !group.is_empty() {
+            diags.error(gw.error(
+                format!("{rfield}.kind"),
+                format!("unsupported certificate reference {group}/{kind} (only core Secret)"),
+            ));
+            continue;
+        }
+        let ns = r.namespace.as_deref().unwrap_or(gw.namespace());
+        if !idx.reference_allowed("Gateway", gw.namespace(), "", "Secret", ns, &r.name) {
+            diags.error(gw.error(
+                rfield,
+                format!(
+                    "reference to Secret {ns}/{} is not permitted by any ReferenceGrant in namespace {ns}",
+                    r.name
+                ),
+            ));
+            continue;
+        }
+        let Some(secret) = idx.secret(ns, &r.name) else {
+            diags.error(gw.error(rfield, format!("Secret {ns}/{} not found", r.name)));
+            continue;
+        };
+        let data = match super::backends::secret_data(secret) {
+            Ok(d) => d,
+            Err(e) => {
+                diags.error(secret.error("data", e));
+                continue;
+            }
+        };
+        let (Some(cert), Some(key)) = (data.get("tls.crt"), data.get("tls.key")) else {
+            diags.error(gw.error(
+                rfield,
+                format!("Secret {ns}/{} must have tls.crt and tls.key", r.name),
+            ));
+            continue;
+        };
+        match certified_key(cert, key) {
+            Ok(ck) => {
+                for s in sockets
+                    .iter_mut()
+                    .filter(|s| s.port == listener.port && addresses.contains(&s.address))
+                {
+                    s.resolver.add(&listener.hostname, ck.clone());
+                }
+            }
+            Err(e) => diags.error(secret.error("data", e)),
+        }
+    }
+}
+
+/// Sorts everything by precedence and freezes the sockets into the IR.
+pub(crate) fn finish(sockets: Vec<SocketBuild>, diags: &mut Diagnostics) -> Vec<Arc<SocketIr>> {
+    let mut out = Vec::new();
+    for s in sockets {
+        let tls = if s.https {
+            match server_config(s.resolver) {
+                Ok(cfg) => Some(cfg),
+                Err(e) => {
+                    diags.error(crate::error::ConfigError::new(format!(
+                        "cannot build TLS configuration for port {}: {e}",
+                        s.port
+                    )));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut listeners: Vec<Arc<ListenerIr>> = s
+            .listeners
+            .into_iter()
+            .map(|l| {
+                let mut virtual_hosts: Vec<VirtualHost> = l
+                    .vhosts
+                    .into_values()
+                    .map(|(host, mut entries)| {
+                        entries.sort_by(|a, b| a.key.cmp(&b.key));
+                        VirtualHost {
+                            host,
+                            entries: entries.into_iter().map(|e| e.entry).collect(),
+                        }
+                    })
+                    .collect();
+                virtual_hosts.sort_by(|a, b| a.host.specificity_cmp(&b.host));
+                Arc::new(ListenerIr {
+                    gateway: l.gateway,
+                    name: l.name,
+                    hostname: l.hostname,
+                    port: l.port,
+                    https: l.https,
+                    virtual_hosts,
+                })
+            })
+            .collect();
+        listeners.sort_by(|a, b| a.hostname.specificity_cmp(&b.hostname));
+        out.push(Arc::new(SocketIr {
+            address: s.address,
+            port: s.port,
+            tls,
+            listeners,
+        }));
+    }
+    out.sort_by_key(|s| (s.port, s.address));
+    out
+}

@@ -1,0 +1,52 @@
+//! The translator: one object set in, one immutable [`Snapshot`] out, or every error found.
+//!
+//! Steps: index the objects; build listeners per socket from the served Gateways; attach each
+//! HTTPRoute to the listeners it may attach to; compile its rules (matches, filters, backends);
+//! sort each virtual host's entries by Gateway API precedence.
+
+mod backends;
+mod filters;
+mod gateways;
+mod index;
+mod redact;
+mod routes;
+mod tls;
+
+use std::net::IpAddr;
+
+use crate::error::{Diagnostics, Rejected};
+use crate::ir::Snapshot;
+use crate::objects::ObjectSet;
+
+pub use index::CONTROLLER_NAME;
+
+/// Process-level settings that shape compilation.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// Bind address for Gateways without `spec.addresses` (`None` = all interfaces).
+    pub default_bind: Option<IpAddr>,
+}
+
+/// Compiles objects to a snapshot. Load-time diagnostics (`loaded`) are merged in, so one call
+/// reports every problem of the configuration.
+pub fn compile(
+    set: &ObjectSet,
+    loaded: Diagnostics,
+    options: &CompileOptions,
+) -> Result<Snapshot, Rejected> {
+    let mut diags = loaded;
+    let idx = index::Index::new(set, &mut diags);
+    let mut clusters = backends::Clusters::default();
+    let mut sockets = gateways::build_sockets(&idx, options, &mut diags);
+    routes::attach_routes(&idx, &mut sockets, &mut clusters, &mut diags);
+    let sockets = gateways::finish(sockets, &mut diags);
+    if diags.has_errors() {
+        return Err(Rejected { diagnostics: diags });
+    }
+    Ok(Snapshot {
+        sockets,
+        clusters: clusters.into_vec(),
+        warnings: diags.warnings,
+        redacted_objects: redact::objects_json(set),
+    })
+}

@@ -1,0 +1,74 @@
+//! The runtime model (IR): everything the data plane reads, compiled from one object set and
+//! swapped whole. Nothing here refers back to the objects; strings the hot path compares are
+//! pre-lowercased, regexes pre-compiled, references pre-resolved.
+
+mod describe;
+mod host;
+mod route;
+mod upstream;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub use host::HostPattern;
+pub use route::*;
+pub use upstream::*;
+
+use crate::error::ConfigError;
+
+/// One compiled configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Every bound socket: a (bind address, port) with the listeners sharing it.
+    pub sockets: Vec<Arc<SocketIr>>,
+    /// Every upstream cluster referenced by a route, indexed by `Cluster::id`.
+    pub clusters: Vec<Arc<Cluster>>,
+    /// Non-fatal findings (unknown kinds, routes that attach to nothing, ...).
+    pub warnings: Vec<ConfigError>,
+    /// The objects as JSON with secret payloads removed, for the admin server's `/config`.
+    pub redacted_objects: serde_json::Value,
+}
+
+/// Listeners that share one socket. A port is either plain HTTP or HTTPS for all its listeners.
+#[derive(Debug)]
+pub struct SocketIr {
+    /// Address to bind: a Gateway's `spec.addresses` IP, or the process-wide bind address (`None`).
+    pub address: Option<IpAddr>,
+    /// The logical port from the Gateway (used in redirects); the bound port may be offset.
+    pub port: u16,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Most specific hostname first; the request's host picks the first that matches.
+    pub listeners: Vec<Arc<ListenerIr>>,
+}
+
+impl SocketIr {
+    /// The listener serving `host` (already lowercased, without port), if any.
+    pub fn listener_for(&self, host: &str) -> Option<&Arc<ListenerIr>> {
+        self.listeners.iter().find(|l| l.hostname.matches(host))
+    }
+}
+
+#[derive(Debug)]
+pub struct ListenerIr {
+    /// `namespace/name` of the Gateway.
+    pub gateway: Arc<str>,
+    pub name: Arc<str>,
+    pub hostname: HostPattern,
+    pub port: u16,
+    pub https: bool,
+    /// Most specific host first (exact, then longer wildcards, then any).
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+impl ListenerIr {
+    pub fn virtual_host_for(&self, host: &str) -> Option<&VirtualHost> {
+        self.virtual_hosts.iter().find(|v| v.host.matches(host))
+    }
+}
+
+/// Every route rule match that applies to one hostname, in Gateway API precedence order.
+#[derive(Debug)]
+pub struct VirtualHost {
+    pub host: HostPattern,
+    pub entries: Vec<RouteEntry>,
+}

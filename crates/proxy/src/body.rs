@@ -1,0 +1,106 @@
+//! Body types of the data plane. Bodies stream frame by frame; the core never buffers them
+//! (retries buffer only small, declared-length bodies, see `handler::replayable`).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one body type requests and responses travel as.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+pub fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn boxed<B>(body: B) -> Body
+where
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// Counts the bytes that pass and calls `on_end` exactly once: when the body ends, fails, or is
+/// dropped early (client gone). Used for access logs and metrics of streamed bodies.
+pub struct Metered<F: FnOnce(u64, bool) + Send> {
+    inner: Body,
+    bytes: u64,
+    on_end: Option<F>,
+}
+
+impl<F: FnOnce(u64, bool) + Send> Metered<F> {
+    pub fn new(inner: Body, on_end: F) -> Self {
+        Metered {
+            inner,
+            bytes: 0,
+            on_end: Some(on_end),
+        }
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if let Some(f) = self.on_end.take() {
+            f(self.bytes, complete);
+        }
+    }
+}
+
+impl<F: FnOnce(u64, bool) + Send + Unpin> HttpBody for Metered<F> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(true);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(false);
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.finish(true);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<F: FnOnce(u64, bool) + Send> Drop for Metered<F> {
+    fn drop(&mut self) {
+        let complete = self.inner.is_end_stream();
+        self.finish(complete);
+    }
+}

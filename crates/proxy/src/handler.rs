@@ -1,0 +1,527 @@
+//! One request's journey through the core gateway:
+//!
+//! 1. load the runtime in effect (the request keeps it to the end, whatever reloads happen);
+//! 2. match a route (listener by host, virtual host, first entry in precedence order) or 404;
+//! 3. apply the rule's filters (header modifiers, redirect, rewrite, mirrors);
+//! 4. choose a backend by weight and apply its filters; 500 for an invalid one, 503 for no endpoint;
+//! 5. forward with timeouts and retries; stream the response back, applying response filters;
+//! 6. when the response body ends (or the client goes), write metrics and the access log.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONNECTION, HOST, UPGRADE};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use sluice_config::ir::{BackendTarget, Filter, HeaderModifier, Mirror, Rewrite, RuleIr};
+
+use crate::access_log::Record;
+use crate::body::{self, Body, Metered};
+use crate::filters::{modify_headers, redirect, rewrite_path, RedirectContext};
+use crate::headers::{append_forwarded, strip_hop_by_hop};
+use crate::metrics::{BackendLabels, Label, RequestLabels, RouteLabels};
+use crate::proxy::{ConnInfo, Proxy, Runtime};
+use crate::reply::LocalReply;
+use crate::routing::{self, RequestView};
+use crate::tee::Tee;
+use crate::upstream::Upstream;
+
+/// Bodies up to this size are buffered so a retry can resend them; larger ones are not retried.
+const MAX_REPLAY_BODY: u64 = 64 * 1024;
+const REQUEST_ID: &str = "x-request-id";
+
+/// Request-scoped facts gathered along the way, for the log and metrics.
+struct Exchange {
+    started: Instant,
+    wall: SystemTime,
+    request_id: HeaderValue,
+    method: Method,
+    host: String,
+    path: String,
+    version: Version,
+    gateway: Arc<str>,
+    listener: Arc<str>,
+    route: Arc<str>,
+    backend: Arc<str>,
+    upstream_address: Option<String>,
+    upstream_duration: Option<Duration>,
+    reason: Option<&'static str>,
+    bytes_in: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    /// Serves one request. Never fails: every problem becomes a response with the right status.
+    pub async fn serve(
+        self: Arc<Self>,
+        conn: Arc<ConnInfo>,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let rt = self.runtime();
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID)
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let empty: Arc<str> = Arc::from("");
+        let mut x = Exchange {
+            started: Instant::now(),
+            wall: SystemTime::now(),
+            request_id,
+            method: req.method().clone(),
+            host: String::new(),
+            path: req.uri().path().to_string(),
+            version: req.version(),
+            gateway: empty.clone(),
+            listener: empty.clone(),
+            route: empty.clone(),
+            backend: empty,
+            upstream_address: None,
+            upstream_duration: None,
+            reason: None,
+            bytes_in: Arc::new(AtomicU64::new(0)),
+        };
+        let resp = match self.forward(&rt, &conn, req, &mut x).await {
+            Ok(resp) => resp,
+            Err(reply) => {
+                x.reason = Some(reply.reason());
+                reply.response()
+            }
+        };
+        self.finish(conn, x, resp)
+    }
+
+    async fn forward(
+        &self,
+        rt: &Runtime,
+        conn: &ConnInfo,
+        mut req: Request<Incoming>,
+        x: &mut Exchange,
+    ) -> Result<Response<Body>, LocalReply> {
+        let host = request_host(&req);
+        x.host = host.clone();
+        let socket = rt.socket(conn.socket).ok_or(LocalReply::NoRoute)?;
+        let view = RequestView {
+            host: &host,
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        };
+        let hit = routing::find(socket, &view).ok_or(LocalReply::NoRoute)?;
+        let rule: &Arc<RuleIr> = &hit.entry.rule;
+        x.gateway = hit.listener.gateway.clone();
+        x.listener = hit.listener.name.clone();
+        x.route = rule.route.clone();
+        let prefix = routing::matched_prefix(&hit.entry.matcher);
+
+        let mut response_mods: Vec<&HeaderModifier> = Vec::new();
+        let mut rewrite: Option<&Rewrite> = None;
+        let mut mirrors: Vec<&Mirror> = Vec::new();
+        let redirect_to = |r: &sluice_config::ir::Redirect, req: &Request<Incoming>| {
+            let ctx = RedirectContext {
+                https: conn.https,
+                host: &host,
+                path: req.uri().path(),
+                query: req.uri().query(),
+                listener_port: hit.listener.port,
+                matched_prefix: prefix,
+            };
+            redirect(r, &ctx)
+        };
+        for f in &rule.filters {
+            match f {
+                Filter::RequestHeaders(m) => modify_headers(req.headers_mut(), m),
+                Filter::ResponseHeaders(m) => response_mods.push(m),
+                Filter::Redirect(r) => return Ok(redirect_to(r, &req)),
+                Filter::Rewrite(r) => rewrite = Some(r),
+                Filter::Mirror(m) => mirrors.push(m),
+            }
+        }
+        let backend = pick_backend(rule).ok_or(LocalReply::InvalidBackend)?;
+        for f in &backend.filters {
+            match f {
+                Filter::RequestHeaders(m) => modify_headers(req.headers_mut(), m),
+                Filter::ResponseHeaders(m) => response_mods.push(m),
+                Filter::Redirect(r) => return Ok(redirect_to(r, &req)),
+                Filter::Rewrite(r) => rewrite = Some(r),
+                Filter::Mirror(m) => mirrors.push(m),
+            }
+        }
+        let cluster = match &backend.target {
+            BackendTarget::Cluster(c) => c,
+            BackendTarget::Invalid(_) => return Err(LocalReply::InvalidBackend),
+        };
+        x.backend = cluster.name.clone();
+        let upstream = rt
+            .upstreams
+            .get(cluster.id)
+            .ok_or(LocalReply::InvalidBackend)?;
+
+        // Path and query after rewrites.
+        let path = match rewrite.and_then(|r| r.path.as_ref()) {
+            Some(m) => rewrite_path(req.uri().path(), m, prefix),
+            None => req.uri().path().to_string(),
+        };
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+
+        let client_upgrade =
+            if req.version() == Version::HTTP_11 && req.headers().contains_key(UPGRADE) {
+                Some(hyper::upgrade::on(&mut req))
+            } else {
+                None
+            };
+        let (parts, incoming) = req.into_parts();
+        let mut headers = parts.headers;
+        let upgrade = strip_hop_by_hop(&mut headers);
+        if let Some(proto) = &upgrade {
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(UPGRADE, proto.clone());
+        }
+        append_forwarded(&mut headers, conn.peer.ip(), conn.https);
+        headers.insert(REQUEST_ID, x.request_id.clone());
+        match rewrite.and_then(|r| r.hostname.as_ref()) {
+            Some(h) => {
+                headers.insert(HOST, h.clone());
+            }
+            None => {
+                if !headers.contains_key(HOST) {
+                    if let Some(a) = parts.uri.authority() {
+                        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                            headers.insert(HOST, v);
+                        }
+                    }
+                }
+            }
+        }
+
+        let bytes_in = x.bytes_in.clone();
+        let mut body: Body = Metered::new(body::boxed(incoming), move |n, _| {
+            bytes_in.store(n, Ordering::Relaxed);
+        })
+        .boxed();
+        if !mirrors.is_empty() {
+            body = self.start_mirrors(rt, &mirrors, &parts.method, &path_and_query, &headers, body);
+        }
+
+        let outgoing = Outgoing {
+            method: parts.method,
+            path_and_query,
+            headers,
+        };
+        let timeouts = rule.timeouts;
+        let send = self.send_with_retries(upstream, rule, outgoing, body, x);
+        let mut resp = match timeouts.request {
+            Some(limit) => tokio::time::timeout(limit, send)
+                .await
+                .map_err(|_| LocalReply::Timeout)??,
+            None => send.await?,
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    if let (Ok(c), Ok(u)) = (client.await, upstream_upgrade.await) {
+                        let mut c = hyper_util::rt::TokioIo::new(c);
+                        let mut u = hyper_util::rt::TokioIo::new(u);
+                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                    }
+                });
+            }
+            let (parts, _) = resp.into_parts();
+            return Ok(Response::from_parts(parts, body::empty()));
+        }
+
+        let (mut parts, incoming) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        for m in response_mods {
+            modify_headers(&mut parts.headers, m);
+        }
+        parts.version = Version::HTTP_11;
+        Ok(Response::from_parts(parts, body::boxed(incoming)))
+    }
+
+    /// Sends to the upstream, retrying per the rule's policy while the body can be replayed.
+    async fn send_with_retries(
+        &self,
+        upstream: &Upstream,
+        rule: &RuleIr,
+        out: Outgoing,
+        body: Body,
+        x: &mut Exchange,
+    ) -> Result<Response<Incoming>, LocalReply> {
+        let retry = rule.retry.as_ref();
+        let attempts = retry.map_or(0, |r| r.attempts);
+        // Replayable: nothing to send, or small enough to hold while retries may need it.
+        let (mut first_body, replay) = if attempts == 0 {
+            (Some(body), None)
+        } else if body.is_end_stream() {
+            (None, Some(Bytes::new()))
+        } else if body
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n <= MAX_REPLAY_BODY)
+        {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|_| LocalReply::BadRequestBody)?
+                .to_bytes();
+            (None, Some(bytes))
+        } else {
+            (Some(body), None)
+        };
+        let mut attempt = 0;
+        loop {
+            let authority = upstream.pick().ok_or(LocalReply::NoEndpoints)?;
+            x.upstream_address = Some(authority.to_string());
+            let uri = upstream
+                .uri(authority, &out.path_and_query)
+                .map_err(|_| LocalReply::InvalidBackend)?;
+            let body = match (&replay, first_body.take()) {
+                (Some(bytes), _) => body::full(bytes.clone()),
+                (None, Some(b)) => b,
+                (None, None) => return Err(LocalReply::UpstreamFailed),
+            };
+            let mut req = Request::new(body);
+            *req.method_mut() = out.method.clone();
+            *req.uri_mut() = uri;
+            *req.headers_mut() = out.headers.clone();
+            let started = Instant::now();
+            let sent = upstream.client.request(req);
+            let result = match rule.timeouts.backend_request {
+                Some(limit) => match tokio::time::timeout(limit, sent).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        x.upstream_duration = Some(started.elapsed());
+                        return Err(LocalReply::Timeout);
+                    }
+                },
+                None => sent.await,
+            };
+            let elapsed = started.elapsed();
+            x.upstream_duration = Some(elapsed);
+            self.metrics
+                .upstream_duration
+                .get_or_create(&BackendLabels {
+                    backend: Label(upstream.cluster.name.clone()),
+                })
+                .observe(elapsed.as_secs_f64());
+            let can_retry = replay.is_some() && attempt < attempts;
+            match result {
+                Ok(resp) => {
+                    let retryable =
+                        retry.is_some_and(|r| r.codes.contains(&resp.status().as_u16()));
+                    if !(can_retry && retryable) {
+                        return Ok(resp);
+                    }
+                }
+                Err(e) => {
+                    let connect = e.is_connect();
+                    if connect {
+                        self.metrics
+                            .upstream_connect_errors
+                            .get_or_create(&BackendLabels {
+                                backend: Label(upstream.cluster.name.clone()),
+                            })
+                            .inc();
+                    }
+                    tracing::debug!(backend = %upstream.cluster.name, error = %e, "upstream request failed");
+                    if !can_retry {
+                        return Err(if connect {
+                            LocalReply::UpstreamConnect
+                        } else {
+                            LocalReply::UpstreamFailed
+                        });
+                    }
+                }
+            }
+            attempt += 1;
+            if let Some(r) = retry {
+                let factor = 1u32 << (attempt - 1).min(6);
+                tokio::time::sleep(r.backoff * factor).await;
+            }
+        }
+    }
+
+    /// Starts one fire-and-forget copy of the request per sampled mirror; returns the body to send
+    /// to the main backend (teed when the request has one).
+    fn start_mirrors(
+        &self,
+        rt: &Runtime,
+        mirrors: &[&Mirror],
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Body {
+        let has_body = !body.is_end_stream();
+        let mut tee = has_body.then(|| Tee::new(body));
+        let mut plain: Option<Body> = None;
+        for m in mirrors {
+            if m.per_million < 1_000_000 && fastrand::u32(..1_000_000) >= m.per_million {
+                continue;
+            }
+            let BackendTarget::Cluster(c) = &m.target else {
+                continue;
+            };
+            let Some(up) = rt.upstreams.get(c.id).cloned() else {
+                continue;
+            };
+            let Some(authority) = up.pick() else { continue };
+            let Ok(uri) = up.uri(authority, path_and_query) else {
+                continue;
+            };
+            let mirror_body = match &mut tee {
+                Some(t) => t.tap().boxed(),
+                None => body::empty(),
+            };
+            let mut req = Request::new(mirror_body);
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri;
+            *req.headers_mut() = headers.clone();
+            tokio::spawn(async move {
+                let sent = tokio::time::timeout(Duration::from_secs(30), up.client.request(req));
+                if let Ok(Ok(resp)) = sent.await {
+                    let _ = resp.into_body().collect().await;
+                }
+            });
+        }
+        match tee {
+            Some(t) => t.boxed(),
+            None => plain.take().unwrap_or_else(body::empty),
+        }
+    }
+
+    /// Wraps the response body so metrics and the access log are written when it ends.
+    fn finish(
+        self: Arc<Self>,
+        conn: Arc<ConnInfo>,
+        x: Exchange,
+        resp: Response<Body>,
+    ) -> Response<Body> {
+        let status = resp.status().as_u16();
+        let (parts, body) = resp.into_parts();
+        let proxy = self.clone();
+        let metered = Metered::new(body, move |bytes_out, complete| {
+            let duration = x.started.elapsed();
+            proxy
+                .metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    gateway: Label(x.gateway.clone()),
+                    route: Label(x.route.clone()),
+                    backend: Label(x.backend.clone()),
+                    status,
+                })
+                .inc();
+            proxy
+                .metrics
+                .request_duration
+                .get_or_create(&RouteLabels {
+                    gateway: Label(x.gateway.clone()),
+                    route: Label(x.route.clone()),
+                })
+                .observe(duration.as_secs_f64());
+            if proxy.access_log.enabled() {
+                proxy.access_log.log(Record {
+                    time: x.wall,
+                    request_id: x.request_id.to_str().unwrap_or("").to_string(),
+                    method: x.method.to_string(),
+                    host: x.host,
+                    path: x.path,
+                    protocol: match x.version {
+                        Version::HTTP_2 => "HTTP/2",
+                        Version::HTTP_10 => "HTTP/1.0",
+                        _ => "HTTP/1.1",
+                    },
+                    status,
+                    gateway: x.gateway,
+                    listener: x.listener,
+                    route: x.route,
+                    backend: x.backend,
+                    upstream_address: x.upstream_address,
+                    duration_ms: duration.as_secs_f64() * 1000.0,
+                    upstream_duration_ms: x.upstream_duration.map(|d| d.as_secs_f64() * 1000.0),
+                    bytes_in: x.bytes_in.load(Ordering::Relaxed),
+                    bytes_out,
+                    client_address: conn.peer,
+                    reason: x.reason,
+                    complete,
+                });
+            }
+        });
+        Response::from_parts(parts, metered.boxed())
+    }
+}
+
+struct Outgoing {
+    method: Method,
+    path_and_query: String,
+    headers: HeaderMap,
+}
+
+/// Weighted random choice; `None` when no backend can take traffic (500).
+fn pick_backend(rule: &RuleIr) -> Option<&sluice_config::ir::WeightedBackend> {
+    if rule.total_weight == 0 {
+        return None;
+    }
+    let mut n = fastrand::u32(..rule.total_weight);
+    for b in &rule.backends {
+        if n < b.weight {
+            return Some(b);
+        }
+        n -= b.weight;
+    }
+    None
+}
+
+/// The request's host, lowercased and without port: `:authority` (HTTP/2, absolute-form) or
+/// the Host header.
+fn request_host<B>(req: &Request<B>) -> String {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    let without_port = if let Some(rest) = raw.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(h, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                raw
+            }
+        })
+    };
+    without_port.to_ascii_lowercase()
+}
+
+fn new_request_id() -> HeaderValue {
+    let hi = fastrand::u64(..);
+    let lo = fastrand::u64(..);
+    let text = format!("{hi:016x}{lo:016x}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_lowercased_without_port() {
+        let req = |h: &str| Request::builder().header(HOST, h).body(()).unwrap();
+        assert_eq!(request_host(&req("Example.COM:8080")), "example.com");
+        assert_eq!(request_host(&req("[::1]:80")), "::1");
+        assert_eq!(request_host(&req("example.com")), "example.com");
+    }
+}

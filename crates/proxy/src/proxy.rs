@@ -1,0 +1,94 @@
+//! The proxy's shared state: the runtime in effect (swapped atomically on reload), upstream
+//! transports, metrics and the access log.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sluice_config::ir::SocketIr;
+use sluice_config::Snapshot;
+
+use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
+use crate::upstream::{PoolSettings, Transports, Upstream};
+
+/// Identifies a socket across reloads: the Gateway address (or the default bind) and the logical
+/// listener port.
+pub type SocketKey = (Option<IpAddr>, u16);
+
+/// One snapshot with everything the data plane derived from it.
+pub struct Runtime {
+    pub generation: u64,
+    pub snapshot: Arc<Snapshot>,
+    /// Indexed by `Cluster::id`.
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+impl Runtime {
+    pub fn socket(&self, key: SocketKey) -> Option<&Arc<SocketIr>> {
+        self.snapshot
+            .sockets
+            .iter()
+            .find(|s| s.address == key.0 && s.port == key.1)
+    }
+}
+
+/// What a request handler knows about its connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub https: bool,
+    pub socket: SocketKey,
+}
+
+pub struct Proxy {
+    runtime: ArcSwap<Runtime>,
+    transports: Transports,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+}
+
+impl Proxy {
+    /// A proxy with no configuration yet (generation 0); [`Proxy::install`] the first one.
+    pub fn new_empty(
+        metrics: Arc<Metrics>,
+        access_log: AccessLog,
+        pool: PoolSettings,
+    ) -> std::io::Result<Arc<Proxy>> {
+        let empty = Snapshot {
+            sockets: Vec::new(),
+            clusters: Vec::new(),
+            warnings: Vec::new(),
+            redacted_objects: serde_json::Value::Null,
+        };
+        Ok(Arc::new(Proxy {
+            runtime: ArcSwap::from_pointee(Runtime {
+                generation: 0,
+                snapshot: Arc::new(empty),
+                upstreams: Vec::new(),
+            }),
+            transports: Transports::new(pool)?,
+            metrics,
+            access_log,
+        }))
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Makes `snapshot` the configuration of every request that starts from now on. Requests in
+    /// flight keep the runtime they loaded.
+    pub fn install(&self, snapshot: Snapshot) -> Arc<Runtime> {
+        let snapshot = Arc::new(snapshot);
+        let generation = self.runtime.load().generation + 1;
+        let rt = Arc::new(Runtime {
+            generation,
+            upstreams: self.transports.upstreams(&snapshot.clusters),
+            snapshot,
+        });
+        self.runtime.store(rt.clone());
+        self.metrics.config_generation.set(generation as i64);
+        rt
+    }
+}

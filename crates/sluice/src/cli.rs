@@ -1,0 +1,86 @@
+//! Command-line interface.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_proxy::access_log::Destination;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Sluice: an AI gateway — a Gateway API–conformant proxy extended for inference traffic"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: `human` for terminals, `json` for machines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info`, `debug`, `sluice_proxy=debug` (RUST_LOG overrides).
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Load and compile a configuration without serving; print every error and warning.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A YAML file or a directory of *.yaml/*.yml files (multi-document). Without it, the
+    /// built-in default configuration is served.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Address of the admin server (/healthz, /readyz, /metrics, /config, /config/status).
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin_addr: SocketAddr,
+    /// Address listeners bind when their Gateway has no spec.addresses.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Added to every listener port when binding (e.g. 10000 serves a port-80 listener on 10080,
+    /// unprivileged); redirects and matching keep the configured port.
+    #[arg(long, default_value_t = 0)]
+    pub port_offset: u16,
+    /// Access log destination: `stdout`, `off`, or a file path (appended).
+    #[arg(long, default_value = "stdout")]
+    pub access_log: Destination,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Most downstream connections open at once; more are closed on accept.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) accepted; larger gets 431.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// Idle time after which a downstream connection is closed.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A YAML file or a directory of *.yaml/*.yml files.
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    sluice_config::duration::parse_duration(s)
+}

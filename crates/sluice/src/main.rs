@@ -1,0 +1,183 @@
+//! `sluice`: the gateway binary. Wiring only; the work happens in sluice-config (objects → IR)
+//! and sluice-proxy (data plane).
+
+mod admin;
+mod cli;
+mod logging;
+mod reload;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::Parser;
+use sluice_config::load::{load_path, BUILTIN_NAME};
+use sluice_config::{compile, CompileOptions};
+use sluice_proxy::access_log::AccessLog;
+use sluice_proxy::metrics::Metrics;
+use sluice_proxy::server::{Server, ServerSettings};
+use sluice_proxy::upstream::PoolSettings;
+use sluice_proxy::Proxy;
+use tokio::signal::unix::{signal, SignalKind};
+
+use cli::{Cli, Command, ServeArgs, ValidateArgs};
+use reload::{Reloader, Source};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, &cli.log_level);
+    match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Serve(args) => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            rt.enable_all();
+            if let Some(n) = args.workers {
+                rt.worker_threads(n.max(1));
+            }
+            match rt.build() {
+                Ok(rt) => rt.block_on(serve(args)),
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn validate(args: &ValidateArgs) -> ExitCode {
+    let (set, diags) = load_path(&args.config);
+    let result = compile(&set, diags, &CompileOptions::default());
+    let (errors, warnings) = match &result {
+        Ok(s) => (Vec::new(), s.warnings.clone()),
+        Err(r) => (r.diagnostics.errors.clone(), r.diagnostics.warnings.clone()),
+    };
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    for e in &errors {
+        println!("error: {e}");
+    }
+    if errors.is_empty() {
+        println!(
+            "{}: valid ({} warning(s))",
+            args.config.display(),
+            warnings.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{}: {} error(s), {} warning(s)",
+            args.config.display(),
+            errors.len(),
+            warnings.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServeArgs) -> Result<(), String> {
+    let source = match &args.config {
+        Some(p) => Source::Path(p.clone()),
+        None => Source::Builtin,
+    };
+    let options = CompileOptions { default_bind: None };
+    let snapshot = source.load(&options).map_err(|r| {
+        let mut text = format!(
+            "configuration {} is invalid:",
+            args.config
+                .as_ref()
+                .map_or(BUILTIN_NAME.to_string(), |p| p.display().to_string())
+        );
+        for e in &r.diagnostics.errors {
+            text.push_str(&format!("\n  {e}"));
+        }
+        text
+    })?;
+    for w in &snapshot.warnings {
+        tracing::warn!(warning = %w, "configuration warning");
+    }
+    let metrics = Metrics::new();
+    let access_log = AccessLog::start(args.access_log.clone(), metrics.clone())
+        .map_err(|e| format!("cannot open the access log: {e}"))?;
+    let admin_listener = admin::Admin::bind(args.admin_addr)
+        .await
+        .map_err(|e| format!("cannot listen on admin address {}: {e}", args.admin_addr))?;
+    let settings = ServerSettings {
+        bind_address: args.bind_address,
+        port_offset: args.port_offset,
+        max_connections: args.max_connections,
+        max_header_bytes: args.max_header_bytes,
+        idle_timeout: args.idle_timeout,
+        ..ServerSettings::default()
+    };
+    let prepared_snapshot = snapshot;
+    let proxy = Proxy::new_empty(metrics.clone(), access_log, PoolSettings::default())
+        .map_err(|e| format!("cannot start the proxy: {e}"))?;
+    let server = Server::new(proxy.clone(), settings);
+    let prepared = server
+        .prepare(&prepared_snapshot)
+        .map_err(|e| e.to_string())?;
+    let reloader = Reloader::new(
+        source,
+        options,
+        proxy.clone(),
+        server.clone(),
+        &prepared_snapshot,
+    );
+    proxy.install(prepared_snapshot);
+    server.commit(prepared);
+    metrics
+        .config_reloads
+        .get_or_create(&sluice_proxy::metrics::ResultLabels { result: "ok" })
+        .inc();
+
+    let admin = Arc::new(admin::Admin {
+        proxy: proxy.clone(),
+        reloader: reloader.clone(),
+        ready: Default::default(),
+    });
+    tokio::spawn(admin.clone().run(admin_listener));
+    let _watcher = reloader
+        .watch()
+        .map_err(|e| format!("cannot watch the configuration: {e}"))?;
+    admin.ready.store(true, Ordering::Release);
+    tracing::info!(admin = %args.admin_addr, "sluice is ready");
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading configuration");
+                reloader.reload().await;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    admin.ready.store(false, Ordering::Release);
+    tracing::info!(deadline = ?args.shutdown_timeout, "shutting down: no new connections, finishing in-flight requests");
+    let left = server.shutdown(args.shutdown_timeout).await;
+    if left > 0 {
+        tracing::warn!(
+            connections = left,
+            "shutdown deadline reached; closing remaining connections"
+        );
+    } else {
+        tracing::info!("all connections finished");
+    }
+    Ok(())
+}

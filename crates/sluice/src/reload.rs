@@ -1,0 +1,201 @@
+//! Loading the configuration, and reloading it when files change or on SIGHUP. A new
+//! configuration is compiled off the request path, its sockets bound, and only then swapped in;
+//! anything that fails leaves the running configuration untouched and is reported.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+use sluice_config::load::{load_path, load_str, BUILTIN_NAME};
+use sluice_config::{compile, CompileOptions, ConfigError, Rejected, Snapshot};
+use sluice_proxy::metrics::ResultLabels;
+use sluice_proxy::server::Server;
+use sluice_proxy::Proxy;
+use tokio::sync::mpsc;
+
+pub const BUILTIN_CONFIG: &str = include_str!("default.yaml");
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Builtin,
+    Path(PathBuf),
+}
+
+impl Source {
+    pub fn load(&self, options: &CompileOptions) -> Result<Snapshot, Rejected> {
+        let (set, diags) = match self {
+            Source::Builtin => load_str(BUILTIN_NAME, BUILTIN_CONFIG),
+            Source::Path(p) => load_path(p),
+        };
+        compile(&set, diags, options)
+    }
+}
+
+/// The result of the last reload attempt, served at `/config/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Generation of the configuration in effect (1 = the one loaded at start).
+    pub generation: u64,
+    /// Reload attempts so far (successful or not), counting the initial load.
+    pub attempts: u64,
+    /// Whether the last attempt succeeded.
+    pub ok: bool,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub time: String,
+}
+
+pub struct Reloader {
+    source: Source,
+    options: CompileOptions,
+    proxy: Arc<Proxy>,
+    server: Arc<Server>,
+    status: Mutex<Status>,
+    /// Reloads run one at a time.
+    serial: tokio::sync::Mutex<()>,
+}
+
+fn messages(list: &[ConfigError]) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
+}
+
+impl Reloader {
+    pub fn new(
+        source: Source,
+        options: CompileOptions,
+        proxy: Arc<Proxy>,
+        server: Arc<Server>,
+        initial: &Snapshot,
+    ) -> Arc<Self> {
+        Arc::new(Reloader {
+            source,
+            options,
+            proxy,
+            server,
+            status: Mutex::new(Status {
+                generation: 1,
+                attempts: 1,
+                ok: true,
+                errors: Vec::new(),
+                warnings: messages(&initial.warnings),
+                time: sluice_proxy::access_log::format_rfc3339(SystemTime::now()),
+            }),
+            serial: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record(&self, ok: bool, errors: Vec<String>, warnings: Vec<String>) {
+        let generation = self.proxy.runtime().generation;
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.generation = generation;
+        s.attempts += 1;
+        s.ok = ok;
+        s.errors = errors;
+        s.warnings = warnings;
+        s.time = sluice_proxy::access_log::format_rfc3339(SystemTime::now());
+        let result = if ok { "ok" } else { "failed" };
+        self.proxy
+            .metrics
+            .config_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Loads, compiles, binds and swaps. Returns whether the new configuration is in effect.
+    pub async fn reload(self: &Arc<Self>) -> bool {
+        let _serial = self.serial.lock().await;
+        let source = self.source.clone();
+        let options = self.options.clone();
+        let compiled = tokio::task::spawn_blocking(move || source.load(&options)).await;
+        let snapshot = match compiled {
+            Ok(Ok(s)) => s,
+            Ok(Err(rejected)) => {
+                let errors = messages(&rejected.diagnostics.errors);
+                for e in &errors {
+                    tracing::error!(error = %e, "configuration rejected; keeping the running one");
+                }
+                self.record(false, errors, messages(&rejected.diagnostics.warnings));
+                return false;
+            }
+            Err(e) => {
+                self.record(false, vec![format!("reload task failed: {e}")], Vec::new());
+                return false;
+            }
+        };
+        let prepared = match self.server.prepare(&snapshot) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration rejected; keeping the running one");
+                self.record(false, vec![e.to_string()], messages(&snapshot.warnings));
+                return false;
+            }
+        };
+        let warnings = messages(&snapshot.warnings);
+        for w in &warnings {
+            tracing::warn!(warning = %w, "configuration warning");
+        }
+        let rt = self.proxy.install(snapshot);
+        self.server.commit(prepared);
+        tracing::info!(generation = rt.generation, "configuration reloaded");
+        self.record(true, Vec::new(), warnings);
+        true
+    }
+
+    /// Watches the config path and reloads when it changes. Bursts of file events (editors
+    /// write in several steps) are coalesced into one reload.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<Option<notify::RecommendedWatcher>> {
+        let Source::Path(path) = &self.source else {
+            return Ok(None);
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let target = path.clone();
+        let is_file = path.is_file();
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if let Ok(event) = res {
+                    let relevant = matches!(
+                        event.kind,
+                        notify::EventKind::Create(_)
+                            | notify::EventKind::Modify(_)
+                            | notify::EventKind::Remove(_)
+                    ) && (!is_file
+                        || event.paths.iter().any(|p| same_file(p, &target)));
+                    if relevant {
+                        let _ = tx.send(());
+                    }
+                }
+            })?;
+        let watched: &Path = if is_file {
+            path.parent().unwrap_or(Path::new("."))
+        } else {
+            path
+        };
+        watcher.watch(watched, RecursiveMode::NonRecursive)?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                // Quiet period: wait until no event arrived for a short while.
+                while let Ok(Some(())) =
+                    tokio::time::timeout(Duration::from_millis(150), rx.recv()).await
+                {
+                }
+                this.reload().await;
+            }
+        });
+        Ok(Some(watcher))
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || a.file_name() == b.file_name()
+}

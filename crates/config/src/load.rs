@@ -71,7 +71,11 @@ pub fn load_str(name: &str, text: &str) -> (ObjectSet, Diagnostics) {
 }
 
 fn add_text(set: &mut ObjectSet, name: &str, text: &str, diags: &mut Diagnostics) {
-    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple(text) {
+    // YAML 1.2 core booleans only: `y`, `no`, `on` stay strings (a class named `y` must not
+    // become `true`, the "Norway problem").
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple_with_options(text, options) {
         Ok(d) => d,
         Err(e) => {
             diags.error(ConfigError::new(format!("invalid YAML: {e}")).in_file(name));

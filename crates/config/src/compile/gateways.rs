@@ -247,7 +247,9 @@ fn place(
     field: &str,
     diags: &mut Diagnostics,
 ) {
-    let bind = |a: Option<IpAddr>| a.map_or_else(|| "*".to_string(), |ip| ip.to_string());
+    let bind = |a: Option<IpAddr>| {
+        a.map_or_else(|| "the default bind address".to_string(), |ip| ip.to_string())
+    };
     match sockets
         .iter_mut()
         .find(|s| s.address == address && s.port == listener.port)

@@ -79,6 +79,7 @@ pub(crate) fn attach_routes(
         let created = route.meta.creation_timestamp.clone().unwrap_or_default();
         let route_name = format!("{}/{}", route.namespace(), route.name());
         let mut attached = false;
+        let mut warned = false;
         for (p, parent) in route.spec.parent_refs.iter().enumerate() {
             let field = format!("spec.parentRefs[{p}]");
             let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
@@ -134,6 +135,7 @@ pub(crate) fn attach_routes(
                 }
             }
             if !found_gateway {
+                warned = true;
                 diags.warn(route.error(
                     field,
                     format!(
@@ -142,10 +144,11 @@ pub(crate) fn attach_routes(
                     ),
                 ));
             } else if !reasons.is_empty() && !attached {
+                warned = true;
                 diags.warn(route.error(field, format!("not attached: {}", reasons.join("; "))));
             }
         }
-        if !attached && !route.spec.parent_refs.is_empty() {
+        if !attached && !warned && !route.spec.parent_refs.is_empty() {
             diags.warn(route.error("spec.parentRefs", "route is not attached to any listener"));
         }
     }

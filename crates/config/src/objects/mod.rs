@@ -123,6 +123,9 @@ impl ObjectSet {
         };
         map.remove("status"); // written by controllers, never read
         let meta_value = map.remove("metadata").unwrap_or(Value::Null);
+        // For messages when metadata itself is malformed: whatever name and namespace it has.
+        let raw_field = |key: &str| meta_value.get(key).and_then(Value::as_str).map(String::from);
+        let (raw_name, raw_ns) = (raw_field("name"), raw_field("namespace"));
         let meta: ObjectMeta = match parse(meta_value, "metadata") {
             Ok(m) => m,
             Err((field, msg)) => {
@@ -131,8 +134,8 @@ impl ObjectSet {
                         .in_file(file)
                         .on(ObjectId {
                             kind: kind.clone(),
-                            namespace: None,
-                            name: String::from("?"),
+                            namespace: raw_ns,
+                            name: raw_name.unwrap_or_else(|| String::from("<unnamed>")),
                         })
                         .at(field),
                 );

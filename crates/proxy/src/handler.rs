@@ -279,6 +279,8 @@ impl Proxy {
             (Some(body), None)
         };
         let mut attempt = 0;
+        // The last attempt takes the headers; earlier ones (only when retries are possible) copy.
+        let mut headers = Some(out.headers);
         loop {
             let authority = upstream.pick().ok_or(LocalReply::NoEndpoints)?;
             x.upstream_address = Some(authority.to_string());
@@ -293,7 +295,11 @@ impl Proxy {
             let mut req = Request::new(body);
             *req.method_mut() = out.method.clone();
             *req.uri_mut() = uri;
-            *req.headers_mut() = out.headers.clone();
+            let last = replay.is_none() || attempt >= attempts;
+            *req.headers_mut() = match (last, headers.as_ref()) {
+                (false, Some(h)) => h.clone(),
+                _ => headers.take().unwrap_or_default(),
+            };
             let started = Instant::now();
             let sent = upstream.client.request(req);
             let result = match rule.timeouts.backend_request {

@@ -301,7 +301,7 @@ impl Proxy {
                 _ => headers.take().unwrap_or_default(),
             };
             let started = Instant::now();
-            let sent = upstream.client.request(req);
+            let sent = upstream.client().request(req);
             let result = match rule.timeouts.backend_request {
                 Some(limit) => match tokio::time::timeout(limit, sent).await {
                     Ok(r) => r,
@@ -394,7 +394,7 @@ impl Proxy {
             *req.uri_mut() = uri;
             *req.headers_mut() = headers.clone();
             tokio::spawn(async move {
-                let sent = tokio::time::timeout(Duration::from_secs(30), up.client.request(req));
+                let sent = tokio::time::timeout(Duration::from_secs(30), up.client().request(req));
                 if let Ok(Ok(resp)) = sent.await {
                     let _ = resp.into_body().collect().await;
                 }

@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// Idle time after which a downstream connection is closed.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// DNS server (ip:port) for FQDN backends, instead of /etc/resolv.conf.
+    #[arg(long)]
+    pub dns_server: Option<SocketAddr>,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub workers: Option<usize>,

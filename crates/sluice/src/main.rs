@@ -123,7 +123,11 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         ..ServerSettings::default()
     };
     let prepared_snapshot = snapshot;
-    let proxy = Proxy::new_empty(metrics.clone(), access_log, PoolSettings::default())
+    let pool = PoolSettings {
+        dns_server: args.dns_server,
+        ..PoolSettings::default()
+    };
+    let proxy = Proxy::new_empty(metrics.clone(), access_log, pool)
         .map_err(|e| format!("cannot start the proxy: {e}"))?;
     let server = Server::new(proxy.clone(), settings);
     let prepared = server

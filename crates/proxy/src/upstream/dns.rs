@@ -27,14 +27,25 @@ struct Entry {
 }
 
 impl DnsCache {
-    pub fn new() -> io::Result<Arc<Self>> {
-        let resolver = match TokioResolver::builder_tokio() {
-            Ok(b) => b.build(),
-            Err(_) => TokioResolver::builder_with_config(
-                hickory_resolver::config::ResolverConfig::default(),
-                hickory_resolver::name_server::TokioConnectionProvider::default(),
-            )
-            .build(),
+    /// Uses `server` (UDP/TCP on that address) when given, else the system configuration
+    /// (/etc/resolv.conf, /etc/hosts).
+    pub fn new(server: Option<std::net::SocketAddr>) -> io::Result<Arc<Self>> {
+        use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
+        use hickory_resolver::name_server::TokioConnectionProvider;
+        let resolver = match server {
+            Some(addr) => {
+                let group = NameServerConfigGroup::from_ips_clear(&[addr.ip()], addr.port(), true);
+                let config = ResolverConfig::from_parts(None, Vec::new(), group);
+                TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build()
+            }
+            None => match TokioResolver::builder_tokio() {
+                Ok(b) => b.build(),
+                Err(_) => TokioResolver::builder_with_config(
+                    ResolverConfig::default(),
+                    TokioConnectionProvider::default(),
+                )
+                .build(),
+            },
         };
         Ok(Arc::new(DnsCache {
             resolver,
@@ -64,6 +75,22 @@ impl DnsCache {
             }
             None => self.lookup(host).await,
         }
+    }
+
+    /// The cached answer for `host` without waiting; starts a background refresh when it has
+    /// expired. `None` until the first lookup completed.
+    pub fn peek(self: &Arc<Self>, host: &str) -> Option<Arc<[IpAddr]>> {
+        let mut entries = self.lock();
+        let entry = entries.get_mut(host)?;
+        if entry.expires <= Instant::now() && !entry.refreshing {
+            entry.refreshing = true;
+            let this = self.clone();
+            let name = host.to_string();
+            tokio::spawn(async move {
+                let _ = this.lookup(&name).await;
+            });
+        }
+        Some(entry.addrs.clone())
     }
 
     async fn lookup(&self, host: &str) -> io::Result<Arc<[IpAddr]>> {

@@ -60,6 +60,7 @@ impl Proxy {
         conn: Arc<ConnInfo>,
         req: Request<Incoming>,
     ) -> Response<Body> {
+        conn.request_started(); // ended in `finish`, when the response body is done
         let rt = self.runtime();
         let request_id = req
             .headers()
@@ -417,6 +418,7 @@ impl Proxy {
         let (parts, body) = resp.into_parts();
         let proxy = self.clone();
         let metered = Metered::new(body, move |bytes_out, complete| {
+            conn.request_done();
             let duration = x.started.elapsed();
             proxy
                 .metrics

@@ -2,7 +2,9 @@
 //! transports, metrics and the access log.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use sluice_config::ir::SocketIr;
@@ -33,12 +35,49 @@ impl Runtime {
     }
 }
 
-/// What a request handler knows about its connection.
-#[derive(Debug, Clone)]
+/// What a request handler knows about its connection, and the connection's activity (requests
+/// in flight, time of the last one) that the idle timeout reads.
+#[derive(Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub https: bool,
     pub socket: SocketKey,
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened` when the last request finished.
+    last_done_ms: AtomicU64,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, https: bool, socket: SocketKey) -> ConnInfo {
+        ConnInfo {
+            peer,
+            https,
+            socket,
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn request_done(&self) {
+        let now = self.opened.elapsed().as_millis() as u64;
+        self.last_done_ms.store(now, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// How long the connection has had no request in flight (zero while one is).
+    pub fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+        self.opened.elapsed().saturating_sub(last)
+    }
 }
 
 pub struct Proxy {

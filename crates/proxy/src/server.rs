@@ -256,11 +256,7 @@ impl Server {
     ) {
         let _ = stream.set_nodelay(true);
         let tls = self.proxy.runtime().socket(key).and_then(|s| s.tls.clone());
-        let info = Arc::new(ConnInfo {
-            peer,
-            https: tls.is_some(),
-            socket: key,
-        });
+        let info = Arc::new(ConnInfo::new(peer, tls.is_some(), key));
         match tls {
             None => self.serve_io(stream, info, stop).await,
             Some(cfg) => {
@@ -279,9 +275,10 @@ impl Server {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let proxy = self.proxy.clone();
+        let conn_info = info.clone();
         let service = service_fn(move |req| {
             let proxy = proxy.clone();
-            let info = info.clone();
+            let info = conn_info.clone();
             async move { Ok::<_, Infallible>(proxy.serve(info, req).await) }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -302,8 +299,17 @@ impl Server {
         tokio::pin!(conn);
         let mut shutdown = self.shutdown.subscribe();
         let mut draining = false;
+        let idle_limit = self.settings.idle_timeout;
+        let mut idle_check = tokio::time::interval((idle_limit / 4).max(Duration::from_millis(50)));
+        idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = idle_check.tick(), if !draining => {
+                    if info.idle_for() >= idle_limit {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, "connection ended with error");

@@ -36,7 +36,8 @@ impl DnsCache {
             Some(addr) => {
                 let group = NameServerConfigGroup::from_ips_clear(&[addr.ip()], addr.port(), true);
                 let config = ResolverConfig::from_parts(None, Vec::new(), group);
-                TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).build()
+                TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                    .build()
             }
             None => match TokioResolver::builder_tokio() {
                 Ok(b) => b.build(),

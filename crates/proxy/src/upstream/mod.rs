@@ -164,7 +164,8 @@ impl Transports {
                 kept.insert(key, client.clone());
                 let dns = match &c.endpoints {
                     Endpoints::Dns { hostname, .. } => {
-                        let (dns, settings, cluster) = (self.dns.clone(), self.settings.clone(), c.clone());
+                        let (dns, settings, cluster) =
+                            (self.dns.clone(), self.settings.clone(), c.clone());
                         Some(DnsPool {
                             hostname: hostname.clone(),
                             cache: self.dns.clone(),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, HOST, UPGRADE};
+use http::uri::Authority;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -281,13 +282,18 @@ impl Proxy {
         };
         let mut attempt = 0;
         // The last attempt takes the headers; earlier ones (only when retries are possible) copy.
+        let host = host_authority(&out.headers);
         let mut headers = Some(out.headers);
         loop {
-            let authority = upstream.pick().ok_or(LocalReply::NoEndpoints)?;
-            x.upstream_address = Some(authority.to_string());
+            let picked = upstream.pick().ok_or(LocalReply::NoEndpoints)?;
             let uri = upstream
-                .uri(authority, &out.path_and_query)
+                .uri(
+                    host.clone()
+                        .unwrap_or_else(|| picked.fallback_authority.clone()),
+                    &out.path_and_query,
+                )
                 .map_err(|_| LocalReply::InvalidBackend)?;
+            x.upstream_address = Some(picked.address);
             let body = match (&replay, first_body.take()) {
                 (Some(bytes), _) => body::full(bytes.clone()),
                 (None, Some(b)) => b,
@@ -302,7 +308,7 @@ impl Proxy {
                 _ => headers.take().unwrap_or_default(),
             };
             let started = Instant::now();
-            let sent = upstream.client().request(req);
+            let sent = picked.client.request(req);
             let result = match rule.timeouts.backend_request {
                 Some(limit) => match tokio::time::timeout(limit, sent).await {
                     Ok(r) => r,
@@ -382,7 +388,9 @@ impl Proxy {
             let Some(up) = rt.upstreams.get(c.id).cloned() else {
                 continue;
             };
-            let Some(authority) = up.pick() else { continue };
+            let Some(picked) = up.pick() else { continue };
+            let authority =
+                host_authority(headers).unwrap_or_else(|| picked.fallback_authority.clone());
             let Ok(uri) = up.uri(authority, path_and_query) else {
                 continue;
             };
@@ -395,7 +403,8 @@ impl Proxy {
             *req.uri_mut() = uri;
             *req.headers_mut() = headers.clone();
             tokio::spawn(async move {
-                let sent = tokio::time::timeout(Duration::from_secs(30), up.client().request(req));
+                let sent =
+                    tokio::time::timeout(Duration::from_secs(30), picked.client.request(req));
                 if let Ok(Ok(resp)) = sent.await {
                     let _ = resp.into_body().collect().await;
                 }
@@ -512,6 +521,14 @@ fn request_host<B>(req: &Request<B>) -> String {
         })
     };
     without_port.to_ascii_lowercase()
+}
+
+/// The authority of the upstream request URI is the Host the backend must see (it becomes HTTP/2
+/// `:authority`); without one, the endpoint's address is used.
+fn host_authority(headers: &HeaderMap) -> Option<Authority> {
+    headers
+        .get(HOST)
+        .and_then(|h| Authority::try_from(h.as_bytes()).ok())
 }
 
 fn new_request_id() -> HeaderValue {

@@ -6,6 +6,7 @@
 //! while carrying an arbitrary `Host`/`:authority` and, for TLS, an arbitrary SNI — the same
 //! decoupling of "where to connect" from "which virtual host" that the conformance suite uses.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,14 +109,23 @@ impl ClientRequest {
     }
 
     /// Send over a fresh connection to `addr` and read the whole response.
-    pub async fn send(&self, addr: SocketAddr) -> Result<ClientResponse, BoxError> {
-        match tokio::time::timeout(self.timeout, self.send_inner(addr)).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "{} {} to {addr} timed out after {:?}",
-                self.method, self.path, self.timeout
-            )
-            .into()),
+    ///
+    /// The future owns a copy of the request (`'static`), so it can be handed straight to
+    /// `tokio::spawn` even when built from a temporary.
+    pub fn send(
+        &self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<ClientResponse, BoxError>> + Send + 'static {
+        let request = self.clone();
+        async move {
+            match tokio::time::timeout(request.timeout, request.send_inner(addr)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "{} {} to {addr} timed out after {:?}",
+                    request.method, request.path, request.timeout
+                )
+                .into()),
+            }
         }
     }
 

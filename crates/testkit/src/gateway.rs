@@ -49,6 +49,9 @@ pub struct GatewayOptions {
     pub env: Vec<(String, String)>,
     /// Deadline for `/readyz` to turn 200 in [`GatewayProcess::start`].
     pub ready_timeout: Duration,
+    /// Where stdout/stderr/access logs go. `None` creates a temp dir owned by the process
+    /// handle (kept if the test panics or startup fails); a given directory is the caller's.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -65,6 +68,7 @@ impl GatewayOptions {
             extra_args: Vec::new(),
             env: Vec::new(),
             ready_timeout: Duration::from_secs(10),
+            log_dir: None,
         }
     }
 
@@ -107,6 +111,11 @@ impl GatewayOptions {
         self.ready_timeout = timeout;
         self
     }
+
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = Some(dir.into());
+        self
+    }
 }
 
 /// What `/config/status` reports about the last (re)load.
@@ -121,8 +130,8 @@ pub struct ConfigStatus {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A running `sluice serve`. Killed (SIGKILL) on drop; its log directory is kept when the test
-/// panics (see [`TempDir`]).
+/// A running `sluice serve`. Killed (SIGKILL) on drop; an owned log directory is kept when the
+/// test panics (see [`TempDir`]).
 pub struct GatewayProcess {
     child: Child,
     admin: SocketAddr,
@@ -131,8 +140,9 @@ pub struct GatewayProcess {
     stdout: PathBuf,
     stderr: PathBuf,
     access_log: Option<PathBuf>,
+    log_dir: PathBuf,
     // Declared last so it is dropped after the child is killed.
-    dir: TempDir,
+    owned_dir: Option<TempDir>,
 }
 
 impl GatewayProcess {
@@ -142,7 +152,9 @@ impl GatewayProcess {
         let mut gateway = Self::spawn(options)?;
         if let Err(e) = gateway.wait_ready(timeout).await {
             // The error names the log files: they must outlive this process handle.
-            gateway.dir.keep();
+            if let Some(dir) = &mut gateway.owned_dir {
+                dir.keep();
+            }
             return Err(e);
         }
         Ok(gateway)
@@ -150,20 +162,29 @@ impl GatewayProcess {
 
     /// Spawn without waiting for readiness (for tests of startup failures).
     pub fn spawn(options: GatewayOptions) -> Result<Self, BoxError> {
-        let dir = TempDir::new("gateway")?;
+        let (log_dir, owned_dir) = match &options.log_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                (dir.clone(), None)
+            }
+            None => {
+                let dir = TempDir::new("gateway")?;
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
         let admin = match options.admin_addr {
             Some(addr) => addr,
             None => SocketAddr::new(options.admin_ip, free_port(options.admin_ip)?),
         };
-        let stdout = dir.path().join("stdout.log");
-        let stderr = dir.path().join("stderr.log");
+        let stdout = log_dir.join("stdout.log");
+        let stderr = log_dir.join("stderr.log");
         let (access_log_arg, access_log) = match options.access_log {
             Some(target) => {
                 let path = (target != "off" && target != "stdout").then(|| PathBuf::from(&target));
                 (target, path)
             }
             None => {
-                let path = dir.path().join("access.log");
+                let path = log_dir.join("access.log");
                 (path.display().to_string(), Some(path))
             }
         };
@@ -198,7 +219,8 @@ impl GatewayProcess {
             stdout,
             stderr,
             access_log,
-            dir,
+            log_dir,
+            owned_dir,
         })
     }
 
@@ -318,7 +340,7 @@ impl GatewayProcess {
     }
 
     pub fn log_dir(&self) -> &Path {
-        self.dir.path()
+        &self.log_dir
     }
 
     pub fn stdout_path(&self) -> &Path {
@@ -336,7 +358,9 @@ impl GatewayProcess {
 
     /// Keep the log directory even if the test passes.
     pub fn keep_logs(&mut self) {
-        self.dir.keep();
+        if let Some(dir) = &mut self.owned_dir {
+            dir.keep();
+        }
     }
 
     /// The last `lines` lines of stdout and stderr, labelled, for failure messages.

@@ -7,7 +7,10 @@ use sluice_testkit::{GatewayOptions, GatewayProcess, TempDir};
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-sluice");
 
 fn options(dir: &TempDir) -> GatewayOptions {
-    GatewayOptions::new(FAKE, dir.path()).ready_timeout(Duration::from_secs(10))
+    // Logs inside the test's own temp dir, so expected failures leave nothing behind.
+    GatewayOptions::new(FAKE, dir.path())
+        .ready_timeout(Duration::from_secs(10))
+        .log_dir(dir.path().join("logs"))
 }
 
 #[tokio::test]

@@ -21,8 +21,26 @@ use tokio_rustls::TlsConnector;
 use super::dns::DnsCache;
 use crate::body::BoxError;
 
+/// Where a connector connects, whatever host the request URI names.
+#[derive(Clone, Debug)]
+pub enum Dial {
+    Address(SocketAddr),
+    /// Resolved through the DNS cache at connect time.
+    Name(Arc<str>, u16),
+}
+
+impl std::fmt::Display for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dial::Address(a) => write!(f, "{a}"),
+            Dial::Name(n, p) => write!(f, "{n}:{p}"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Connector {
+    pub dial: Dial,
     pub tls: Option<UpstreamTls>,
     pub dns: Arc<DnsCache>,
     pub connect_timeout: Duration,
@@ -37,15 +55,12 @@ impl tower_service::Service<Uri> for Connector {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
+    fn call(&mut self, _uri: Uri) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let host = uri.host().ok_or("upstream URI has no host")?;
-            let port = uri.port_u16().ok_or("upstream URI has no port")?;
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            let addrs: Arc<[IpAddr]> = match bare.parse::<IpAddr>() {
-                Ok(ip) => Arc::from(vec![ip]),
-                Err(_) => this.dns.resolve(bare).await?,
+            let (addrs, port): (Arc<[IpAddr]>, u16) = match &this.dial {
+                Dial::Address(a) => (Arc::from(vec![a.ip()]), a.port()),
+                Dial::Name(name, port) => (this.dns.resolve(name).await?, *port),
             };
             let tcp = connect_any(&addrs, port, this.connect_timeout).await?;
             match &this.tls {

@@ -1,10 +1,15 @@
-//! Upstream clusters at run time: a pooled HTTP client per transport, endpoint choice.
+//! Upstream clusters at run time: pooled HTTP clients and endpoint choice.
+//!
+//! The URI of an upstream request carries the Host the backend must see (so HTTP/2 `:authority`
+//! is right); where to connect is the connector's business. So each endpoint of a static cluster
+//! has its own client (and pool), and an FQDN cluster has one client whose connector dials the
+//! resolved addresses — replaced when the DNS answer changes.
 
 mod connector;
 pub mod dns;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +21,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use sluice_config::ir::{Cluster, Endpoints, UpstreamProtocol};
 
-pub use connector::{Connector, UpstreamStream};
+pub use connector::{Connector, Dial, UpstreamStream};
 use dns::DnsCache;
 
 use crate::body::Body;
@@ -27,7 +32,7 @@ pub type Client = HyperClient<Connector, Body>;
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     /// DNS server for FQDN backends; `None` = the system resolver configuration.
-    pub dns_server: Option<std::net::SocketAddr>,
+    pub dns_server: Option<SocketAddr>,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_endpoint: usize,
@@ -44,14 +49,27 @@ impl Default for PoolSettings {
     }
 }
 
-/// A cluster of the current snapshot with its client and load-balancing state.
+/// A cluster of the current snapshot with its clients and load-balancing state.
 pub struct Upstream {
     pub cluster: Arc<Cluster>,
-    client: Client,
-    /// For FQDN clusters: the pool follows DNS (see [`Upstream::client`]).
-    dns: Option<DnsPool>,
+    targets: Targets,
     next: AtomicUsize,
     scheme: Scheme,
+}
+
+enum Targets {
+    /// One client per ready endpoint (empty: no endpoint, 503).
+    Static(Vec<(SocketAddr, Client)>),
+    Dns(DnsPool),
+}
+
+/// The endpoint chosen for one request.
+pub struct Picked {
+    pub client: Client,
+    /// For logs: `ip:port`, or `name:port` for FQDN clusters.
+    pub address: String,
+    /// Used as URI authority when the request has no Host to forward.
+    pub fallback_authority: Authority,
 }
 
 /// Pooled connections outlive the DNS answer they were opened with. When a name resolves to a
@@ -59,6 +77,7 @@ pub struct Upstream {
 /// addresses, and the old pool closes once its in-flight requests finish.
 struct DnsPool {
     hostname: String,
+    port: u16,
     cache: Arc<DnsCache>,
     make: Box<dyn Fn() -> Client + Send + Sync>,
     current: ArcSwap<(Option<Arc<[IpAddr]>>, Client)>,
@@ -89,26 +108,29 @@ impl DnsPool {
 }
 
 impl Upstream {
-    /// The pooled client to send this request with.
-    pub fn client(&self) -> Client {
-        match &self.dns {
-            Some(d) => d.client(),
-            None => self.client.clone(),
-        }
-    }
-
     /// Round-robin over ready endpoints; `None` when the cluster has none (503).
-    pub fn pick(&self) -> Option<Authority> {
-        match &self.cluster.endpoints {
-            Endpoints::Static(addrs) => {
-                if addrs.is_empty() {
+    pub fn pick(&self) -> Option<Picked> {
+        match &self.targets {
+            Targets::Static(list) => {
+                if list.is_empty() {
                     return None;
                 }
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % addrs.len();
-                Authority::try_from(addrs[i].to_string()).ok()
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % list.len();
+                let (addr, client) = &list[i];
+                let address = addr.to_string();
+                Some(Picked {
+                    client: client.clone(),
+                    fallback_authority: Authority::try_from(address.as_str()).ok()?,
+                    address,
+                })
             }
-            Endpoints::Dns { hostname, port } => {
-                Authority::try_from(format!("{hostname}:{port}")).ok()
+            Targets::Dns(d) => {
+                let address = format!("{}:{}", d.hostname, d.port);
+                Some(Picked {
+                    client: d.client(),
+                    fallback_authority: Authority::try_from(address.as_str()).ok()?,
+                    address,
+                })
             }
         }
     }
@@ -120,13 +142,9 @@ impl Upstream {
             .path_and_query(path_and_query)
             .build()
     }
-
-    pub fn speaks_http1(&self) -> bool {
-        self.cluster.protocol != UpstreamProtocol::Http2
-    }
 }
 
-/// Clients by transport key, reused across reloads so connection pools survive them.
+/// Clients by transport and endpoint, reused across reloads so connection pools survive them.
 pub struct Transports {
     dns: Arc<DnsCache>,
     settings: PoolSettings,
@@ -142,43 +160,51 @@ impl Transports {
         })
     }
 
-    /// Upstreams for a snapshot's clusters, indexed like them. Clients of transports no longer
-    /// used are dropped (their idle connections close).
+    /// Upstreams for a snapshot's clusters, indexed like them. Clients no longer used are
+    /// dropped (their idle connections close).
     pub fn upstreams(&self, clusters: &[Arc<Cluster>]) -> Vec<Arc<Upstream>> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let mut kept: HashMap<String, Client> = HashMap::new();
+        let mut client_for = |c: &Arc<Cluster>, dial: Dial| {
+            // TLS settings and protocol are in the transport key; the dial target completes it.
+            let key = format!("{}|{}|{}", c.transport_key, c.name, dial);
+            let client = kept
+                .get(&key)
+                .or_else(|| clients.get(&key))
+                .cloned()
+                .unwrap_or_else(|| build_client(c, dial, &self.dns, &self.settings));
+            kept.insert(key, client.clone());
+            client
+        };
         let out = clusters
             .iter()
             .map(|c| {
-                // TLS clusters keep a client of their own: the connector carries their SNI.
-                let key = if c.tls.is_some() {
-                    format!("{}|{}", c.transport_key, c.name)
-                } else {
-                    c.transport_key.clone()
-                };
-                let client = kept
-                    .get(&key)
-                    .or_else(|| clients.get(&key))
-                    .cloned()
-                    .unwrap_or_else(|| build_client(c, &self.dns, &self.settings));
-                kept.insert(key, client.clone());
-                let dns = match &c.endpoints {
-                    Endpoints::Dns { hostname, .. } => {
+                let targets = match &c.endpoints {
+                    Endpoints::Static(addrs) => Targets::Static(
+                        addrs
+                            .iter()
+                            .map(|a| (*a, client_for(c, Dial::Address(*a))))
+                            .collect(),
+                    ),
+                    Endpoints::Dns { hostname, port } => {
+                        let dial = Dial::Name(Arc::from(hostname.as_str()), *port);
+                        let client = client_for(c, dial.clone());
                         let (dns, settings, cluster) =
                             (self.dns.clone(), self.settings.clone(), c.clone());
-                        Some(DnsPool {
+                        Targets::Dns(DnsPool {
                             hostname: hostname.clone(),
+                            port: *port,
                             cache: self.dns.clone(),
-                            make: Box::new(move || build_client(&cluster, &dns, &settings)),
-                            current: ArcSwap::from_pointee((None, client.clone())),
+                            make: Box::new(move || {
+                                build_client(&cluster, dial.clone(), &dns, &settings)
+                            }),
+                            current: ArcSwap::from_pointee((None, client)),
                         })
                     }
-                    Endpoints::Static(_) => None,
                 };
                 Arc::new(Upstream {
                     cluster: c.clone(),
-                    client,
-                    dns,
+                    targets,
                     next: AtomicUsize::new(fastrand::usize(..1024)),
                     scheme: if c.tls.is_some() {
                         Scheme::HTTPS
@@ -193,8 +219,9 @@ impl Transports {
     }
 }
 
-fn build_client(c: &Cluster, dns: &Arc<DnsCache>, settings: &PoolSettings) -> Client {
+fn build_client(c: &Cluster, dial: Dial, dns: &Arc<DnsCache>, settings: &PoolSettings) -> Client {
     let connector = Connector {
+        dial,
         tls: c.tls.clone(),
         dns: dns.clone(),
         connect_timeout: settings.connect_timeout,

@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Where the extracted Gateway API conformance data lives (checked out beside the repo).
+/// Where the extracted Gateway API conformance data lives: `$SLUICE_CONFORMANCE_DATA` if set,
+/// else `shared/gwapi-conformance` checked out beside the repository.
 pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLUICE_CONFORMANCE_DATA") {
+        return PathBuf::from(dir);
+    }
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/gwapi-conformance"
@@ -149,4 +153,11 @@ pub struct Distribution {
     #[serde(rename = "concurrentRequests")]
     pub concurrent_requests: usize,
     pub tolerance: f64,
+    /// Whole-sample repetitions allowed when the only problem is statistical deviation.
+    #[serde(default = "one", rename = "maxRetries")]
+    pub max_retries: usize,
+}
+
+fn one() -> usize {
+    1
 }

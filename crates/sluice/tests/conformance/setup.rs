@@ -118,7 +118,8 @@ impl Cluster {
         let options = GatewayOptions::new(env!("CARGO_BIN_EXE_sluice"), &config)
             .bind_address(IpAddr::V4(ip))
             .admin_ip(IpAddr::V4(ip))
-            .port_offset(PORT_OFFSET);
+            .port_offset(PORT_OFFSET)
+            .log_dir(dir.path().join("logs"));
         let gateway = match GatewayProcess::start(options).await {
             Ok(gateway) => gateway,
             Err(e) => {

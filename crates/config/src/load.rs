@@ -10,7 +10,7 @@ use crate::objects::{ObjectSet, Source};
 pub const BUILTIN_NAME: &str = "<built-in>";
 
 /// The files a config path stands for, sorted so loading is deterministic.
-pub fn config_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+pub fn config_files(path: &Path) -> Result<Vec<PathBuf>, Box<ConfigError>> {
     let meta = std::fs::metadata(path).map_err(|e| {
         ConfigError::new(format!("cannot read config path: {e}"))
             .in_file(path.display().to_string())
@@ -19,7 +19,10 @@ pub fn config_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         return Ok(vec![path.to_path_buf()]);
     }
     let entries = std::fs::read_dir(path).map_err(|e| {
-        ConfigError::new(format!("cannot list directory: {e}")).in_file(path.display().to_string())
+        Box::new(
+            ConfigError::new(format!("cannot list directory: {e}"))
+                .in_file(path.display().to_string()),
+        )
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -57,7 +60,7 @@ pub fn load_path(path: &Path) -> (ObjectSet, Diagnostics) {
                 }
             }
         }
-        Err(e) => diags.error(e),
+        Err(e) => diags.error(*e),
     }
     (set, diags)
 }
@@ -75,7 +78,8 @@ fn add_text(set: &mut ObjectSet, name: &str, text: &str, diags: &mut Diagnostics
     // become `true`, the "Norway problem").
     let mut options = serde_saphyr::Options::default();
     options.strict_booleans = true;
-    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple_with_options(text, options) {
+    let docs: Vec<serde_json::Value> = match serde_saphyr::from_multiple_with_options(text, options)
+    {
         Ok(d) => d,
         Err(e) => {
             diags.error(ConfigError::new(format!("invalid YAML: {e}")).in_file(name));

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use sluice_config::ir::{BackendTarget, Cluster, Endpoints, HostPattern, PathMatch, Snapshot, UpstreamProtocol};
+use sluice_config::ir::{
+    BackendTarget, Cluster, Endpoints, HostPattern, PathMatch, Snapshot, UpstreamProtocol,
+};
 use sluice_config::load::{load_path, load_str};
 use sluice_config::{compile, CompileOptions};
 
@@ -85,7 +87,11 @@ fn service_endpoints_come_from_ready_endpoint_slice_addresses_and_named_ports() 
     }
     assert_eq!(web.protocol, UpstreamProtocol::Http1);
     let grpc = cluster_of(&s, "apps/g");
-    assert_eq!(grpc.protocol, UpstreamProtocol::Http2, "appProtocol kubernetes.io/h2c");
+    assert_eq!(
+        grpc.protocol,
+        UpstreamProtocol::Http2,
+        "appProtocol kubernetes.io/h2c"
+    );
 }
 
 #[test]
@@ -125,8 +131,18 @@ fn reference_grant_permits_cross_namespace_backends() {
     let route = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: infra}\nspec:\n  parentRefs: [{name: gw2}]\n  rules:\n  - backendRefs: [{name: api, namespace: apps, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra}\nspec:\n  gatewayClassName: sluice\n  addresses: [{value: 127.0.0.9}]\n  listeners: [{name: h, port: 80, protocol: HTTP}]\n";
     let grant = "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: apps}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: infra}]\n  to: [{group: \"\", kind: Service}]\n";
     let without = build(&format!("{BASE}{route}"));
-    let entry = &without.sockets.iter().find(|s| s.address.is_some()).unwrap().listeners[0].virtual_hosts[0].entries[0];
-    assert!(matches!(entry.rule.backends[0].target, BackendTarget::Invalid(_)));
+    let entry = &without
+        .sockets
+        .iter()
+        .find(|s| s.address.is_some())
+        .unwrap()
+        .listeners[0]
+        .virtual_hosts[0]
+        .entries[0];
+    assert!(matches!(
+        entry.rule.backends[0].target,
+        BackendTarget::Invalid(_)
+    ));
     let with = build(&format!("{BASE}{route}{grant}"));
     assert_eq!(&*cluster_of(&with, "infra/r").name, "Service apps/api:80");
 }
@@ -172,7 +188,12 @@ spec:
                 PathMatch::Prefix(p) => format!("{p}/*"),
                 PathMatch::Regex(r) => r.as_str().to_string(),
             };
-            format!("{} {p} m={} h={}", e.rule.route, e.matcher.method.is_some(), e.matcher.headers.len())
+            format!(
+                "{} {p} m={} h={}",
+                e.rule.route,
+                e.matcher.method.is_some(),
+                e.matcher.headers.len()
+            )
         })
         .collect();
     assert_eq!(
@@ -214,7 +235,10 @@ spec:
         .collect();
     assert_eq!(
         hosts,
-        [HostPattern::parse("a.example.com"), HostPattern::parse("*.b.example.com")]
+        [
+            HostPattern::parse("a.example.com"),
+            HostPattern::parse("*.b.example.com")
+        ]
     );
 }
 
@@ -265,10 +289,21 @@ spec:
 "#,
     );
     let o = cluster_of(&s, "d/o");
-    assert!(matches!(&o.endpoints, Endpoints::Dns { hostname, port: 443 } if hostname == "api.openai.com"));
-    let tls = o.tls.as_ref().expect("HTTPS means TLS (mode Simple by default)");
-    assert_eq!(format!("{:?}", tls.server_name), "DnsName(\"api.openai.com\")");
-    assert_eq!(tls.config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    assert!(
+        matches!(&o.endpoints, Endpoints::Dns { hostname, port: 443 } if hostname == "api.openai.com")
+    );
+    let tls = o
+        .tls
+        .as_ref()
+        .expect("HTTPS means TLS (mode Simple by default)");
+    assert_eq!(
+        format!("{:?}", tls.server_name),
+        "DnsName(\"api.openai.com\")"
+    );
+    assert_eq!(
+        tls.config.alpn_protocols,
+        [b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
     let l = cluster_of(&s, "d/l");
     assert!(matches!(&l.endpoints, Endpoints::Static(a) if a[0].to_string() == "127.0.0.1:8000"));
     assert!(l.tls.is_none());

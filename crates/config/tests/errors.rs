@@ -25,10 +25,21 @@ fn diagnose(text: &str) -> (Vec<String>, Vec<String>) {
     let full = format!("{GATEWAY}\n---\n{text}");
     let (set, diags) = load_str("test.yaml", &full);
     match compile(&set, diags, &CompileOptions::default()) {
-        Ok(s) => (Vec::new(), s.warnings.iter().map(ToString::to_string).collect()),
+        Ok(s) => (
+            Vec::new(),
+            s.warnings.iter().map(ToString::to_string).collect(),
+        ),
         Err(r) => (
-            r.diagnostics.errors.iter().map(ToString::to_string).collect(),
-            r.diagnostics.warnings.iter().map(ToString::to_string).collect(),
+            r.diagnostics
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            r.diagnostics
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         ),
     }
 }
@@ -54,7 +65,8 @@ fn malformed_yaml_names_file_line_and_column() {
     let (errors, _) = diagnose("kind: [unclosed\n");
     assert_eq!(errors.len(), 1);
     assert!(
-        errors[0].starts_with("test.yaml: invalid YAML: error: line 17 column 7: unclosed bracket '['"),
+        errors[0]
+            .starts_with("test.yaml: invalid YAML: error: line 17 column 7: unclosed bracket '['"),
         "{}",
         errors[0]
     );
@@ -94,7 +106,11 @@ fn invalid_regex_is_reported_at_its_field() {
         "{}",
         errors[0]
     );
-    assert!(errors[0].ends_with("error: unclosed group"), "{}", errors[0]);
+    assert!(
+        errors[0].ends_with("error: unclosed group"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -117,7 +133,9 @@ fn weight_out_of_range() {
         errors,
         ["test.yaml: HTTPRoute ns/r: spec.rules[0].backendRefs[0].weight: weight 2000000 is out of range 0-1000000"]
     );
-    let (errors, _) = diagnose(&route("  - backendRefs: [{name: svc, port: 8080, weight: -1}]\n"));
+    let (errors, _) = diagnose(&route(
+        "  - backendRefs: [{name: svc, port: 8080, weight: -1}]\n",
+    ));
     assert_eq!(
         errors,
         ["test.yaml: HTTPRoute ns/r: spec.rules[0].backendRefs[0].weight: weight -1 is out of range 0-1000000"]
@@ -135,7 +153,10 @@ fn wrong_enum_value_lists_the_allowed_ones() {
 
 #[test]
 fn invalid_durations() {
-    let (errors, _) = diagnose(&route(&format!("  - timeouts: {{request: 1d}}\n{}", service_ref())));
+    let (errors, _) = diagnose(&route(&format!(
+        "  - timeouts: {{request: 1d}}\n{}",
+        service_ref()
+    )));
     assert_eq!(
         errors,
         ["test.yaml: HTTPRoute ns/r: spec.rules[0].timeouts.request: invalid duration \"1d\": expected up to 4 parts of 1-5 digits with a unit h, m, s or ms (e.g. 500ms, 1m30s)"]
@@ -207,8 +228,9 @@ fn dangling_references() {
         ["test.yaml: HTTPRoute ns/r: spec.rules[0].backendRefs[0]: Service ns/svc has no port 9; requests to it get 500"]
     );
     // A cross-namespace reference without a ReferenceGrant.
-    let (_, warnings) =
-        diagnose(&route("  - backendRefs: [{name: svc, namespace: other, port: 8080}]\n"));
+    let (_, warnings) = diagnose(&route(
+        "  - backendRefs: [{name: svc, namespace: other, port: 8080}]\n",
+    ));
     assert_eq!(
         warnings,
         ["test.yaml: HTTPRoute ns/r: spec.rules[0].backendRefs[0]: reference to Service other/svc is not permitted by any ReferenceGrant in namespace other; requests to it get 500"]
@@ -270,9 +292,13 @@ fn replace_prefix_match_needs_prefix_matches() {
 
 #[test]
 fn unknown_kinds_are_warnings() {
-    let (errors, warnings) = diagnose("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n");
+    let (errors, warnings) =
+        diagnose("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n");
     assert!(errors.is_empty());
-    assert_eq!(warnings, ["test.yaml: Widget w: unknown kind Widget (example.com/v1); ignored"]);
+    assert_eq!(
+        warnings,
+        ["test.yaml: Widget w: unknown kind Widget (example.com/v1); ignored"]
+    );
 }
 
 #[test]
@@ -283,7 +309,10 @@ fn every_error_is_reported_not_just_the_first() {
     ));
     assert_eq!(errors.len(), 3, "{errors:#?}");
     assert!(errors[0].starts_with("test.yaml: Secret ns/s: bogus: unknown field `bogus`"));
-    assert_eq!(errors[1], "test.yaml: HTTPRoute ns/r: spec.rules[0].matches[0].method: unsupported method \"FETCH\"");
+    assert_eq!(
+        errors[1],
+        "test.yaml: HTTPRoute ns/r: spec.rules[0].matches[0].method: unsupported method \"FETCH\""
+    );
     assert_eq!(
         errors[2],
         "test.yaml: HTTPRoute ns/r: spec.rules[0].backendRefs[0].weight: weight 5000000 is out of range 0-1000000"

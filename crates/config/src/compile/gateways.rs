@@ -248,7 +248,10 @@ fn place(
     diags: &mut Diagnostics,
 ) {
     let bind = |a: Option<IpAddr>| {
-        a.map_or_else(|| "the default bind address".to_string(), |ip| ip.to_string())
+        a.map_or_else(
+            || "the default bind address".to_string(),
+            |ip| ip.to_string(),
+        )
     };
     match sockets
         .iter_mut()

@@ -64,7 +64,7 @@ impl SniResolver {
             }
             HostPattern::Wildcard(s) => {
                 self.wildcard.push((s.clone(), key));
-                self.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                self.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
             }
             HostPattern::Any => {
                 self.any.get_or_insert(key);

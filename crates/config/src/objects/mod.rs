@@ -124,7 +124,12 @@ impl ObjectSet {
         map.remove("status"); // written by controllers, never read
         let meta_value = map.remove("metadata").unwrap_or(Value::Null);
         // For messages when metadata itself is malformed: whatever name and namespace it has.
-        let raw_field = |key: &str| meta_value.get(key).and_then(Value::as_str).map(String::from);
+        let raw_field = |key: &str| {
+            meta_value
+                .get(key)
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
         let (raw_name, raw_ns) = (raw_field("name"), raw_field("namespace"));
         let meta: ObjectMeta = match parse(meta_value, "metadata") {
             Ok(m) => m,

@@ -128,13 +128,13 @@ fn gateway_classes_select_what_is_served() {
 
 #[test]
 fn reference_grant_permits_cross_namespace_backends() {
-    let route = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: infra}\nspec:\n  parentRefs: [{name: gw2}]\n  rules:\n  - backendRefs: [{name: api, namespace: apps, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra}\nspec:\n  gatewayClassName: sluice\n  addresses: [{value: 127.0.0.9}]\n  listeners: [{name: h, port: 80, protocol: HTTP}]\n";
+    let route = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: infra}\nspec:\n  parentRefs: [{name: gw2}]\n  rules:\n  - backendRefs: [{name: api, namespace: apps, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra}\nspec:\n  gatewayClassName: sluice\n  addresses: [{value: 127.0.0.9}]\n  listeners: [{name: h, port: 8081, protocol: HTTP}]\n";
     let grant = "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: apps}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: infra}]\n  to: [{group: \"\", kind: Service}]\n";
     let without = build(&format!("{BASE}{route}"));
     let entry = &without
         .sockets
         .iter()
-        .find(|s| s.address.is_some())
+        .find(|s| s.port == 8081)
         .unwrap()
         .listeners[0]
         .virtual_hosts[0]

@@ -183,16 +183,24 @@ fn conflicting_listeners_protocol_and_hostname() {
     ));
     assert_eq!(
         errors[0],
-        "test.yaml: Gateway ns/gw2: spec.listeners[0].protocol: conflicting listeners: port 80 on the default bind address is HTTP for Gateway ns/gw listener \"http\" but HTTPS here"
+        "test.yaml: Gateway ns/gw2: spec.listeners[0].protocol: conflicting listeners: port 80 on 0.0.0.0 is HTTP for Gateway ns/gw listener \"http\" but HTTPS here"
     );
     let (errors, _) = diagnose(&other_gateway("{name: h, port: 80, protocol: HTTP}"));
     assert_eq!(
         errors,
-        ["test.yaml: Gateway ns/gw2: spec.listeners[0].hostname: conflicting listeners: hostname \"*\" on port 80 (the default bind address) is also served by Gateway ns/gw listener \"http\"; give one Gateway its own spec.addresses"]
+        ["test.yaml: Gateway ns/gw2: spec.listeners[0].hostname: conflicting listeners: hostname \"*\" on port 80 (0.0.0.0) is also served by Gateway ns/gw listener \"http\"; give one Gateway its own spec.addresses"]
     );
-    // Different addresses do not conflict.
+    // A specific address and "every address" on one port overlap.
     let (errors, _) = diagnose(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: ns}\nspec:\n  gatewayClassName: x\n  addresses: [{value: 127.0.0.2}]\n  listeners:\n  - {name: h, port: 80, protocol: HTTP}\n",
+    );
+    assert_eq!(
+        errors,
+        ["test.yaml: Gateway ns/gw2: spec.listeners[0].port: conflicting listeners: port 80 on 127.0.0.2 overlaps port 80 on 0.0.0.0 (Gateway ns/gw listener \"http\"); an unspecified address binds every interface"]
+    );
+    // Two specific addresses do not conflict.
+    let (errors, _) = diagnose(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: ns}\nspec:\n  gatewayClassName: x\n  addresses: [{value: 127.0.0.2}]\n  listeners:\n  - {name: h, port: 81, protocol: HTTP}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw3, namespace: ns}\nspec:\n  gatewayClassName: x\n  addresses: [{value: 127.0.0.3}]\n  listeners:\n  - {name: h, port: 81, protocol: HTTP}\n",
     );
     assert!(errors.is_empty(), "{errors:?}");
 }
@@ -316,5 +324,70 @@ fn every_error_is_reported_not_just_the_first() {
     assert_eq!(
         errors[2],
         "test.yaml: HTTPRoute ns/r: spec.rules[0].backendRefs[0].weight: weight 5000000 is out of range 0-1000000"
+    );
+}
+
+#[test]
+fn duplicate_objects_are_errors() {
+    let (errors, _) = diagnose(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: ns}\nspec:\n  gatewayClassName: x\n  listeners: []\n",
+    );
+    assert_eq!(
+        errors,
+        ["test.yaml: Gateway ns/gw: metadata.name: duplicate object (also defined in test.yaml)"]
+    );
+}
+
+#[test]
+fn every_backend_is_validated_even_unreferenced() {
+    let (errors, _) = diagnose(
+        "apiVersion: gateway.networking.k8s.io/v1alpha1\nkind: Backend\nmetadata: {name: b, namespace: ns}\nspec:\n  destination:\n    type: FQDN\n    fqdn: {hostname: \"*.example.com\"}\n    ports: [{number: 443, protocol: QUIC}]\n---\napiVersion: gateway.networking.k8s.io/v1alpha1\nkind: Backend\nmetadata: {name: c, namespace: ns}\nspec:\n  destination:\n    type: IP\n    ip: {address: 10.0.0.300}\n    ports: [{number: 80}]\n",
+    );
+    assert_eq!(
+        errors,
+        [
+            "test.yaml: Backend ns/b: spec.destination.fqdn.hostname: invalid hostname \"*.example.com\": a wildcard is not allowed here",
+            "test.yaml: Backend ns/c: spec.destination.ip.address: \"10.0.0.300\" is not an IP address",
+        ]
+    );
+}
+
+#[test]
+fn redirect_hostnames_must_be_precise() {
+    let (errors, _) = diagnose(&route(
+        "  - filters: [{type: RequestRedirect, requestRedirect: {hostname: \"*.example.com\"}}]\n",
+    ));
+    assert_eq!(
+        errors,
+        ["test.yaml: HTTPRoute ns/r: spec.rules[0].filters[0].requestRedirect.hostname: invalid hostname \"*.example.com\": a wildcard is not allowed here"]
+    );
+}
+
+#[test]
+fn listener_tls_that_cannot_be_honoured_is_refused() {
+    let (errors, _) = diagnose(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: mtls, namespace: ns}\nspec:\n  gatewayClassName: x\n  addresses: [{value: 127.0.0.5}]\n  listeners:\n  - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: s}], frontendValidation: {caCertificateRefs: [{name: ca}]}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: opaque, namespace: ns}\ntype: Opaque\nstringData: {tls.crt: x, tls.key: y}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: wrong-type, namespace: ns}\nspec:\n  gatewayClassName: x\n  addresses: [{value: 127.0.0.6}]\n  listeners:\n  - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: opaque}]}}\n",
+    );
+    assert_eq!(
+        errors,
+        [
+            "test.yaml: Gateway ns/mtls: spec.listeners[0].tls.frontendValidation: client certificate validation is not supported yet",
+            "test.yaml: Gateway ns/wrong-type: spec.listeners[0].tls.certificateRefs[0]: Secret ns/opaque has type \"Opaque\"; a certificate needs kubernetes.io/tls",
+        ]
+    );
+}
+
+#[test]
+fn ignored_fields_are_warned_about() {
+    let (errors, warnings) = diagnose(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: orphan, namespace: ns}\nspec:\n  rules: [{sessionPersistence: {sessionName: s}}]\n",
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        warnings,
+        [
+            "test.yaml: HTTPRoute ns/orphan: spec.parentRefs: no parent: the route is not attached to any Gateway",
+            "test.yaml: HTTPRoute ns/orphan: spec.rules[0].sessionPersistence: ignored: not supported yet",
+        ]
     );
 }

@@ -104,3 +104,48 @@ impl<F: FnOnce(u64, bool) + Send> Drop for Metered<F> {
         self.finish(complete);
     }
 }
+
+/// Ends a body with an error if it has not finished by `deadline`. GEP-2257 timeouts cover the
+/// whole response, not just its headers; once the status is sent the only way to enforce them
+/// is to abort the body (HTTP/1.1: the connection closes mid-body; HTTP/2: the stream is reset).
+pub struct Deadline {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    pub fn new(inner: Body, deadline: tokio::time::Instant) -> Self {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+}
+
+impl HttpBody for Deadline {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        // Data that is ready wins over a deadline that passed at the same time.
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match std::future::Future::poll(this.sleep.as_mut(), cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err("response timed out".into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use sluice_config::ir::{BackendTarget, Filter, HeaderModifier, Mirror, Rewrite, RuleIr};
 
 use crate::access_log::Record;
-use crate::body::{self, Body, Metered};
+use crate::body::{self, Body, Deadline, Metered};
 use crate::filters::{modify_headers, redirect, rewrite_path, RedirectContext};
 use crate::headers::{append_forwarded, strip_hop_by_hop};
 use crate::metrics::{BackendLabels, Label, RequestLabels, RouteLabels};
@@ -50,6 +50,8 @@ struct Exchange {
     backend: Arc<str>,
     upstream_address: Option<String>,
     upstream_duration: Option<Duration>,
+    /// When the last upstream attempt started (`timeouts.backendRequest` runs from there).
+    attempt_started: Option<Instant>,
     reason: Option<&'static str>,
     bytes_in: Arc<AtomicU64>,
 }
@@ -83,6 +85,7 @@ impl Proxy {
             backend: empty,
             upstream_address: None,
             upstream_duration: None,
+            attempt_started: None,
             reason: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
         };
@@ -247,7 +250,18 @@ impl Proxy {
             modify_headers(&mut parts.headers, m);
         }
         parts.version = Version::HTTP_11;
-        Ok(Response::from_parts(parts, body::boxed(incoming)))
+        // GEP-2257: `request` and `backendRequest` last until the response is complete, not
+        // just until its headers; a body still streaming at the deadline is cut off.
+        let request_deadline = timeouts.request.map(|limit| x.started + limit);
+        let backend_deadline = timeouts
+            .backend_request
+            .zip(x.attempt_started)
+            .map(|(limit, started)| started + limit);
+        let body = match request_deadline.into_iter().chain(backend_deadline).min() {
+            Some(deadline) => Deadline::new(body::boxed(incoming), deadline.into()).boxed(),
+            None => body::boxed(incoming),
+        };
+        Ok(Response::from_parts(parts, body))
     }
 
     /// Sends to the upstream, retrying per the rule's policy while the body can be replayed.
@@ -308,6 +322,7 @@ impl Proxy {
                 _ => headers.take().unwrap_or_default(),
             };
             let started = Instant::now();
+            x.attempt_started = Some(started);
             let sent = picked.client.request(req);
             let result = match rule.timeouts.backend_request {
                 Some(limit) => match tokio::time::timeout(limit, sent).await {

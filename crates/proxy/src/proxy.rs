@@ -14,9 +14,8 @@ use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
 use crate::upstream::{PoolSettings, Transports, Upstream};
 
-/// Identifies a socket across reloads: the Gateway address (or the default bind) and the logical
-/// listener port.
-pub type SocketKey = (Option<IpAddr>, u16);
+/// Identifies a socket across reloads: the address it binds and the logical listener port.
+pub type SocketKey = (IpAddr, u16);
 
 /// One snapshot with everything the data plane derived from it.
 pub struct Runtime {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,8 +23,6 @@ use crate::proxy::{ConnInfo, Proxy, SocketKey};
 
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
-    /// Address for Gateways without `spec.addresses`.
-    pub bind_address: IpAddr,
     /// Added to every listener port when binding (the logical port stays as configured), so a
     /// Gateway on port 80 can run unprivileged on 10080 — as Envoy Gateway maps ports.
     pub port_offset: u16,
@@ -40,7 +38,6 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
-            bind_address: IpAddr::from([0, 0, 0, 0]),
             port_offset: 0,
             max_connections: 16_384,
             max_header_bytes: 64 * 1024,
@@ -129,7 +126,7 @@ impl Server {
                 prepared.keep.push(key);
                 continue;
             }
-            let ip = s.address.unwrap_or(self.settings.bind_address);
+            let ip = s.address;
             let port = s
                 .port
                 .checked_add(self.settings.port_offset)
@@ -173,7 +170,7 @@ impl Server {
         for (key, listener) in prepared.new {
             let local = listener
                 .local_addr()
-                .unwrap_or_else(|_| SocketAddr::new(self.settings.bind_address, 0));
+                .unwrap_or_else(|_| SocketAddr::new(key.0, 0));
             let (stop, stop_rx) = watch::channel(false);
             tracing::info!(address = %local, port = key.1, "listening");
             running.insert(key, RunningSocket { local, stop });

@@ -92,7 +92,9 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         Some(p) => Source::Path(p.clone()),
         None => Source::Builtin,
     };
-    let options = CompileOptions { default_bind: None };
+    let options = CompileOptions {
+        default_bind: args.bind_address,
+    };
     let snapshot = source.load(&options).map_err(|r| {
         let mut text = format!(
             "configuration {} is invalid:",
@@ -115,7 +117,6 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on admin address {}: {e}", args.admin_addr))?;
     let settings = ServerSettings {
-        bind_address: args.bind_address,
         port_offset: args.port_offset,
         max_connections: args.max_connections,
         max_header_bytes: args.max_header_bytes,
@@ -156,12 +157,15 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let _watcher = reloader
         .watch()
         .map_err(|e| format!("cannot watch the configuration: {e}"))?;
-    admin.ready.store(true, Ordering::Release);
-    tracing::info!(admin = %args.admin_addr, "sluice is ready");
-
+    // Install the signal handlers before reporting ready: until then SIGHUP/SIGTERM/SIGINT
+    // keep their default action (terminate the process), so a reload or graceful shutdown
+    // requested right after /readyz turned 200 would kill the gateway instead.
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    admin.ready.store(true, Ordering::Release);
+    tracing::info!(admin = %args.admin_addr, "sluice is ready");
+
     loop {
         tokio::select! {
             _ = hup.recv() => {

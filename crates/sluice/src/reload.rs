@@ -2,7 +2,8 @@
 //! configuration is compiled off the request path, its sockets bound, and only then swapped in;
 //! anything that fails leaves the running configuration untouched and is reported.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -158,8 +159,8 @@ impl Reloader {
             return Ok(None);
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        let target = path.clone();
         let is_file = path.is_file();
+        let names = watched_names(path);
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 if let Ok(event) = res {
@@ -169,7 +170,7 @@ impl Reloader {
                             | notify::EventKind::Modify(_)
                             | notify::EventKind::Remove(_)
                     ) && (!is_file
-                        || event.paths.iter().any(|p| same_file(p, &target)));
+                        || event.paths.iter().any(|p| is_watched(p, &names)));
                     if relevant {
                         let _ = tx.send(());
                     }
@@ -196,6 +197,23 @@ impl Reloader {
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b || a.file_name() == b.file_name()
+/// Names of the entries in the config file's directory whose changes can change what the file
+/// reads: the file itself and, when it is a relative symlink into a subdirectory, that
+/// subdirectory's entry. This is how Kubernetes mounts a ConfigMap (`config.yaml ->
+/// ..data/config.yaml`, `..data -> ..<timestamp>`) and updates it: a new `..data` symlink is
+/// renamed over the old one, and `config.yaml` itself never changes.
+fn watched_names(file: &Path) -> Vec<OsString> {
+    let mut names: Vec<OsString> = file.file_name().map(Into::into).into_iter().collect();
+    if let Ok(link) = std::fs::read_link(file) {
+        let mut parts = link.components();
+        if let (Some(Component::Normal(first)), Some(_)) = (parts.next(), parts.next()) {
+            names.push(first.to_owned());
+        }
+    }
+    names
+}
+
+fn is_watched(path: &Path, names: &[OsString]) -> bool {
+    path.file_name()
+        .is_some_and(|n| names.iter().any(|w| w == n))
 }

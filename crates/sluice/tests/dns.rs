@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_testkit::gateway::free_port;
-use sluice_testkit::{ClientRequest, EchoConfig, EchoedRequest, GatewayOptions, GatewayProcess, TempDir, Upstream};
+use sluice_testkit::{
+    ClientRequest, EchoConfig, EchoedRequest, GatewayOptions, GatewayProcess, TempDir, Upstream,
+};
 use tokio::net::UdpSocket;
 
 /// Answers every A query with `current` (TTL 1 s) and every other query with no records.
@@ -21,7 +23,9 @@ struct DnsServer {
 
 impl DnsServer {
     async fn start(answer: Ipv4Addr) -> DnsServer {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind DNS socket");
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind DNS socket");
         let addr = socket.local_addr().expect("DNS address");
         let current = Arc::new(AtomicU32::new(u32::from(answer)));
         let queries = Arc::new(AtomicUsize::new(0));
@@ -29,13 +33,19 @@ impl DnsServer {
         tokio::spawn(async move {
             let mut buf = [0u8; 1500];
             while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-                if let Some(reply) = answer_query(&buf[..n], Ipv4Addr::from(c.load(Ordering::SeqCst))) {
+                if let Some(reply) =
+                    answer_query(&buf[..n], Ipv4Addr::from(c.load(Ordering::SeqCst)))
+                {
                     q.fetch_add(1, Ordering::SeqCst);
                     let _ = socket.send_to(&reply, peer).await;
                 }
             }
         });
-        DnsServer { addr, current, queries }
+        DnsServer {
+            addr,
+            current,
+            queries,
+        }
     }
 
     fn set(&self, ip: Ipv4Addr) {
@@ -131,7 +141,11 @@ spec:
     .expect("gateway starts");
     let target = gateway.listener_addr(listen);
     let pod = || async {
-        let resp = ClientRequest::get("/").host("example.test").send(target).await.expect("request");
+        let resp = ClientRequest::get("/")
+            .host("example.test")
+            .send(target)
+            .await
+            .expect("request");
         assert_eq!(resp.status, 200, "{}", resp.text());
         resp.json::<EchoedRequest>().expect("echo body").pod
     };
@@ -152,7 +166,10 @@ spec:
     }
     // The stale answer kept serving until the TTL ran out, rather than blocking requests.
     assert!(served_by_a_after_change > 0);
-    assert!(dns.queries.load(Ordering::SeqCst) >= 2, "the name was resolved again");
+    assert!(
+        dns.queries.load(Ordering::SeqCst) >= 2,
+        "the name was resolved again"
+    );
     // And it sticks: every following request goes to the new address.
     for _ in 0..5 {
         assert_eq!(pod().await, "pod-b");

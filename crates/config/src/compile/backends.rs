@@ -108,14 +108,50 @@ impl Clusters {
             let Some(backend) = idx.backend(ns, &r.name) else {
                 return invalid(diags, format!("Backend {ns}/{} not found", r.name));
             };
-            match backend_cluster(idx, backend, r.port) {
+            let ports = &backend.spec.destination.ports;
+            let port = match r.port {
+                Some(n) if ports.iter().any(|p| p.number == n) => Some(n),
+                Some(n) => {
+                    return invalid(diags, format!("Backend {ns}/{} has no port {n}", r.name))
+                }
+                None if ports.len() == 1 => None,
+                None => {
+                    diags.error(route.error(
+                        format!("{field}.port"),
+                        format!(
+                            "is required: Backend {ns}/{} has {} ports",
+                            r.name,
+                            ports.len()
+                        ),
+                    ));
+                    return BackendTarget::Invalid(Arc::from("missing port"));
+                }
+            };
+            match backend_cluster(idx, backend, port) {
                 Ok(make) => {
                     let key = format!("Backend/{ns}/{}:{}", r.name, make.port);
                     BackendTarget::Cluster(self.intern(key, |id| make.into_cluster(id)))
                 }
-                Err((bfield, msg)) => {
-                    diags.error(backend.error(bfield, msg.clone()));
-                    BackendTarget::Invalid(Arc::from(msg))
+                // Already reported against the Backend by `check_backends`.
+                Err((_, msg)) => BackendTarget::Invalid(Arc::from(msg)),
+            }
+        }
+    }
+
+    /// Validates every Backend, referenced or not, reporting each problem once.
+    pub fn check_backends(&mut self, idx: &Index<'_>, diags: &mut Diagnostics) {
+        for b in &idx.set.backends {
+            if b.spec.destination.ports.is_empty() {
+                diags.error(b.error("spec.destination.ports", "at least one port is required"));
+                continue;
+            }
+            let mut reported: Vec<(String, String)> = Vec::new();
+            for p in &b.spec.destination.ports {
+                if let Err(e) = backend_cluster(idx, b, Some(p.number)) {
+                    if !reported.contains(&e) {
+                        diags.error(b.error(e.0.clone(), e.1.clone()));
+                        reported.push(e);
+                    }
                 }
             }
         }
@@ -220,6 +256,8 @@ fn backend_cluster(
                     "is required when type is FQDN".into(),
                 ));
             };
+            super::gateways::validate_precise_hostname(&f.hostname)
+                .map_err(|e| ("spec.destination.fqdn.hostname".to_string(), e))?;
             f.hostname.clone()
         }
         DestinationType::Ip => {

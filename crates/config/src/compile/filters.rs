@@ -3,7 +3,7 @@
 use http::{HeaderName, HeaderValue};
 
 use super::backends::Clusters;
-use super::gateways::validate_hostname;
+use super::gateways::validate_precise_hostname;
 use super::index::Index;
 use crate::error::Diagnostics;
 use crate::ir::{Filter, HeaderModifier, Mirror, PathModifier, Redirect, Rewrite};
@@ -76,7 +76,7 @@ pub(crate) fn compile_filters(
                         }
                     }
                     if let Some(h) = &r.hostname {
-                        if let Err(e) = validate_hostname(h) {
+                        if let Err(e) = validate_precise_hostname(h) {
                             diags.error(route.error(format!("{rf}.hostname"), e));
                         }
                     }
@@ -108,7 +108,7 @@ pub(crate) fn compile_filters(
                 Some(r) => {
                     let rf = format!("{ffield}.urlRewrite");
                     let hostname = r.hostname.as_ref().and_then(|h| {
-                        if let Err(e) = validate_hostname(h) {
+                        if let Err(e) = validate_precise_hostname(h) {
                             diags.error(route.error(format!("{rf}.hostname"), e));
                             return None;
                         }

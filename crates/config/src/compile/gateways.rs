@@ -31,7 +31,7 @@ pub(crate) struct ListenerBuild {
 }
 
 pub(crate) struct SocketBuild {
-    pub address: Option<IpAddr>,
+    pub address: IpAddr,
     pub port: u16,
     pub https: bool,
     pub resolver: SniResolver,
@@ -109,7 +109,7 @@ fn gateway_addresses(
     gw: &Object<GatewaySpec>,
     options: &CompileOptions,
     diags: &mut Diagnostics,
-) -> Vec<Option<IpAddr>> {
+) -> Vec<IpAddr> {
     if gw.spec.addresses.is_empty() {
         return vec![options.default_bind];
     }
@@ -124,7 +124,7 @@ fn gateway_addresses(
             continue;
         }
         match a.value.parse::<IpAddr>() {
-            Ok(ip) => out.push(Some(ip)),
+            Ok(ip) => out.push(ip),
             Err(_) => diags.error(gw.error(
                 format!("spec.addresses[{i}].value"),
                 format!("{:?} is not an IP address", a.value),
@@ -173,6 +173,28 @@ fn build_listener(
         },
         None => HostPattern::Any,
     };
+    if let Some(tls) = &l.tls {
+        if !https {
+            diags.warn(gw.error(
+                format!("{field}.tls"),
+                "ignored: the listener protocol is HTTP",
+            ));
+        }
+        if tls.frontend_validation.is_some() {
+            // Silently ignoring it would let clients in without the certificates it demands.
+            diags.error(gw.error(
+                format!("{field}.tls.frontendValidation"),
+                "client certificate validation is not supported yet",
+            ));
+            return None;
+        }
+        if !tls.options.is_empty() {
+            diags.warn(gw.error(
+                format!("{field}.tls.options"),
+                "ignored: no TLS options are supported",
+            ));
+        }
+    }
     let allowed = l.allowed_routes.clone().unwrap_or_default();
     let ns = allowed.namespaces.unwrap_or_default();
     let from = ns.from.unwrap_or(FromNamespaces::Same);
@@ -190,10 +212,11 @@ fn build_listener(
                     == crate::objects::GATEWAY_GROUP
         });
     for (i, k) in allowed.kinds.iter().enumerate() {
-        if k.kind != "HTTPRoute" {
+        let group = k.group.as_deref().unwrap_or(crate::objects::GATEWAY_GROUP);
+        if k.kind != "HTTPRoute" || group != crate::objects::GATEWAY_GROUP {
             diags.warn(gw.error(
                 format!("{field}.allowedRoutes.kinds[{i}].kind"),
-                format!("route kind {:?} is not supported; ignored", k.kind),
+                format!("route kind {group}/{} is not supported; ignored", k.kind),
             ));
         }
     }
@@ -210,6 +233,16 @@ fn build_listener(
         allows_http_route,
         vhosts: BTreeMap::new(),
     })
+}
+
+/// A `PreciseHostname` (redirects, rewrites, Backend FQDNs): a DNS name without wildcard.
+pub(crate) fn validate_precise_hostname(h: &str) -> Result<(), String> {
+    if h.starts_with('*') {
+        return Err(format!(
+            "invalid hostname {h:?}: a wildcard is not allowed here"
+        ));
+    }
+    validate_hostname(h)
 }
 
 /// Gateway API hostnames: lowercase DNS names, optionally with a leading `*.`, never an IP.
@@ -241,18 +274,29 @@ pub(crate) fn validate_hostname(h: &str) -> Result<(), String> {
 
 fn place(
     sockets: &mut Vec<SocketBuild>,
-    address: Option<IpAddr>,
+    address: IpAddr,
     listener: ListenerBuild,
     gw: &Object<GatewaySpec>,
     field: &str,
     diags: &mut Diagnostics,
 ) {
-    let bind = |a: Option<IpAddr>| {
-        a.map_or_else(
-            || "the default bind address".to_string(),
-            |ip| ip.to_string(),
-        )
-    };
+    // A socket on every address (0.0.0.0 or ::) and one on a specific address cannot both listen
+    // on the same port: report it here rather than as a bind failure at run time.
+    if let Some(other) = sockets.iter().find(|s| {
+        s.port == listener.port
+            && s.address != address
+            && (s.address.is_unspecified() || address.is_unspecified())
+    }) {
+        let first = &other.listeners[0];
+        diags.error(gw.error(
+            format!("{field}.port"),
+            format!(
+                "conflicting listeners: port {} on {address} overlaps port {} on {} (Gateway {} listener {:?}); an unspecified address binds every interface",
+                listener.port, other.port, other.address, first.gateway, &*first.name,
+            ),
+        ));
+        return;
+    }
     match sockets
         .iter_mut()
         .find(|s| s.address == address && s.port == listener.port)
@@ -263,9 +307,8 @@ fn place(
                 diags.error(gw.error(
                     format!("{field}.protocol"),
                     format!(
-                        "conflicting listeners: port {} on {} is {} for Gateway {} listener {:?} but {} here",
+                        "conflicting listeners: port {} on {address} is {} for Gateway {} listener {:?} but {} here",
                         listener.port,
-                        bind(address),
                         if socket.https { "HTTPS" } else { "HTTP" },
                         other.gateway,
                         &*other.name,
@@ -282,10 +325,9 @@ fn place(
                 diags.error(gw.error(
                     format!("{field}.hostname"),
                     format!(
-                        "conflicting listeners: hostname {:?} on port {} ({}) is also served by Gateway {} listener {:?}; give one Gateway its own spec.addresses",
+                        "conflicting listeners: hostname {:?} on port {} ({address}) is also served by Gateway {} listener {:?}; give one Gateway its own spec.addresses",
                         listener.hostname.as_config_string(),
                         listener.port,
-                        bind(address),
                         other.gateway,
                         &*other.name,
                     ),
@@ -311,7 +353,7 @@ fn add_certificates(
     l: &Listener,
     field: &str,
     sockets: &mut [SocketBuild],
-    addresses: &[Option<IpAddr>],
+    addresses: &[IpAddr],
     listener: &ListenerBuild,
     diags: &mut Diagnostics,
 ) {
@@ -361,6 +403,18 @@ fn add_certificates(
             diags.error(gw.error(rfield, format!("Secret {ns}/{} not found", r.name)));
             continue;
         };
+        if let Some(t) = secret.spec.kind.as_deref() {
+            if t != "kubernetes.io/tls" {
+                diags.error(gw.error(
+                    rfield,
+                    format!(
+                        "Secret {ns}/{} has type {t:?}; a certificate needs kubernetes.io/tls",
+                        r.name
+                    ),
+                ));
+                continue;
+            }
+        }
         let data = match super::backends::secret_data(secret) {
             Ok(d) => d,
             Err(e) => {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::{ConfigError, Diagnostics};
+use crate::error::Diagnostics;
 use crate::objects::core::{ConfigMapBody, EndpointSliceBody, SecretBody, ServiceSpec};
 use crate::objects::gateway::GatewaySpec;
 use crate::objects::{backend::BackendSpec, Object, ObjectSet, GATEWAY_GROUP};
@@ -64,6 +64,23 @@ impl<'a> Index<'a> {
             secrets: HashMap::new(),
             config_maps: HashMap::new(),
         };
+        // Kinds only checked for uniqueness (cluster-scoped ones share the "" namespace).
+        let mut seen: HashMap<(String, String), &Object<()>> = HashMap::new();
+        for n in &set.namespaces {
+            unique(&mut seen, n, diags);
+        }
+        let mut seen = HashMap::new();
+        for c in &set.gateway_classes {
+            unique(&mut seen, c, diags);
+        }
+        let mut seen = HashMap::new();
+        for g in &set.gateways {
+            unique(&mut seen, g, diags);
+        }
+        let mut seen = HashMap::new();
+        for g in &set.reference_grants {
+            unique(&mut seen, g, diags);
+        }
         for s in &set.services {
             unique(&mut idx.services, s, diags);
         }
@@ -155,20 +172,17 @@ fn unique<'a, T>(
     obj: &'a Object<T>,
     diags: &mut Diagnostics,
 ) {
-    if let Some(prev) = map.insert(key(obj.namespace(), obj.name()), obj) {
+    let ns = if obj.id().namespace.is_some() {
+        obj.namespace()
+    } else {
+        ""
+    };
+    if let Some(prev) = map.insert(key(ns, obj.name()), obj) {
         diags.error(obj.error(
             "metadata.name",
             format!("duplicate object (also defined in {})", prev.source.file),
         ));
     }
-}
-
-/// Builds a `ConfigError` for an object without a field path.
-#[allow(dead_code)]
-pub(crate) fn object_error<T>(obj: &Object<T>, message: impl Into<String>) -> ConfigError {
-    ConfigError::new(message)
-        .in_file(obj.source.file.to_string())
-        .on(obj.id())
 }
 
 fn key(ns: &str, name: &str) -> (String, String) {

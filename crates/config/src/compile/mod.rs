@@ -21,10 +21,20 @@ use crate::objects::ObjectSet;
 pub use index::CONTROLLER_NAME;
 
 /// Process-level settings that shape compilation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CompileOptions {
-    /// Bind address for Gateways without `spec.addresses` (`None` = all interfaces).
-    pub default_bind: Option<IpAddr>,
+    /// Bind address for Gateways without `spec.addresses` (`--bind-address`; all interfaces by
+    /// default). Known at compile time so that overlapping sockets are configuration errors,
+    /// not bind failures.
+    pub default_bind: IpAddr,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            default_bind: IpAddr::from([0, 0, 0, 0]),
+        }
+    }
 }
 
 /// Compiles objects to a snapshot. Load-time diagnostics (`loaded`) are merged in, so one call
@@ -37,6 +47,7 @@ pub fn compile(
     let mut diags = loaded;
     let idx = index::Index::new(set, &mut diags);
     let mut clusters = backends::Clusters::default();
+    clusters.check_backends(&idx, &mut diags);
     let mut sockets = gateways::build_sockets(&idx, options, &mut diags);
     routes::attach_routes(&idx, &mut sockets, &mut clusters, &mut diags);
     let sockets = gateways::finish(sockets, &mut diags);

@@ -76,6 +76,20 @@ pub(crate) fn attach_routes(
             .enumerate()
             .filter_map(|(i, r)| compile_rule(idx, route, i, r, clusters, diags))
             .collect();
+        if route.spec.parent_refs.is_empty() {
+            diags.warn(route.error(
+                "spec.parentRefs",
+                "no parent: the route is not attached to any Gateway",
+            ));
+        }
+        for (i, rule) in route.spec.rules.iter().enumerate() {
+            if rule.session_persistence.is_some() {
+                diags.warn(route.error(
+                    format!("spec.rules[{i}].sessionPersistence"),
+                    "ignored: not supported yet",
+                ));
+            }
+        }
         let created = route.meta.creation_timestamp.clone().unwrap_or_default();
         let route_name = format!("{}/{}", route.namespace(), route.name());
         let mut attached = false;

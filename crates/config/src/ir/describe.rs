@@ -74,7 +74,7 @@ impl Snapshot {
                     })
                     .collect();
                 json!({
-                    "address": s.address.map(|a| a.to_string()),
+                    "address": s.address.to_string(),
                     "port": s.port,
                     "tls": s.tls.is_some(),
                     "listeners": listeners,

@@ -32,8 +32,8 @@ pub struct Snapshot {
 /// Listeners that share one socket. A port is either plain HTTP or HTTPS for all its listeners.
 #[derive(Debug)]
 pub struct SocketIr {
-    /// Address to bind: a Gateway's `spec.addresses` IP, or the process-wide bind address (`None`).
-    pub address: Option<IpAddr>,
+    /// Address to bind: a Gateway's `spec.addresses` IP, or the process-wide bind address.
+    pub address: IpAddr,
     /// The logical port from the Gateway (used in redirects); the bound port may be offset.
     pub port: u16,
     pub tls: Option<Arc<rustls::ServerConfig>>,

@@ -76,7 +76,14 @@ pub fn redirect(r: &Redirect, ctx: &RedirectContext<'_>) -> Response<Body> {
     let mut location = String::with_capacity(64);
     location.push_str(scheme);
     location.push_str("://");
-    location.push_str(host);
+    if host.contains(':') {
+        // An IPv6 literal: brackets were dropped when the Host was parsed.
+        location.push('[');
+        location.push_str(host);
+        location.push(']');
+    } else {
+        location.push_str(host);
+    }
     if !default_port {
         location.push(':');
         location.push_str(&port.to_string());
@@ -153,6 +160,14 @@ mod tests {
         assert_eq!(
             loc(redirect(&r(Some("https"), Some(8443)), &ctx(false, 80))),
             "https://example.com:8443/a?x=1"
+        );
+        let v6 = RedirectContext {
+            host: "::1",
+            ..ctx(false, 8080)
+        };
+        assert_eq!(
+            loc(redirect(&r(None, None), &v6)),
+            "http://[::1]:8080/a?x=1"
         );
     }
 }

@@ -109,6 +109,19 @@ impl Proxy {
         let host = request_host(&req);
         x.host = host.clone();
         let socket = rt.socket(conn.socket).ok_or(LocalReply::NoRoute)?;
+        if let Some(sni) = conn.sni.as_deref() {
+            // The certificate was chosen for the SNI's listener; a Host of another listener on
+            // the same connection must not ride on it (GEP-3567).
+            if sni != host {
+                let by_sni = socket.listener_for(sni).map(Arc::as_ptr);
+                if by_sni.is_some() && by_sni != socket.listener_for(&host).map(Arc::as_ptr) {
+                    return Err(LocalReply::Misdirected);
+                }
+            }
+        }
+        if let routing::Normalized::Changed(uri) = routing::normalized_uri(req.uri()) {
+            *req.uri_mut() = uri;
+        }
         let view = RequestView {
             host: &host,
             method: req.method(),
@@ -362,7 +375,9 @@ impl Proxy {
                             .inc();
                     }
                     tracing::debug!(backend = %upstream.cluster.name, error = %e, "upstream request failed");
-                    if !can_retry {
+                    // After a connect error nothing reached the upstream; after any other error
+                    // it may have acted on the request, so only idempotent methods go again.
+                    if !can_retry || !(connect || out.method.is_idempotent()) {
                         return Err(if connect {
                             LocalReply::UpstreamConnect
                         } else {

@@ -32,8 +32,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     for name in named {
         headers.remove(name);
     }
+    let te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     for name in HOP_BY_HOP {
         headers.remove(name);
+    }
+    if te_trailers {
+        // `TE: trailers` is the one TE value that means something end to end (gRPC needs it,
+        // and HTTP/2 allows exactly this value), so it is forwarded.
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     upgrade
 }
@@ -91,11 +102,19 @@ mod tests {
         );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         assert_eq!(strip_hop_by_hop(&mut h), None);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn keeps_te_trailers_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("gzip, trailers"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h[header::TE], "trailers");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub https: bool,
     pub socket: SocketKey,
+    /// The TLS server name the client sent, if any.
+    pub sni: Option<Box<str>>,
     opened: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `opened` when the last request finished.
@@ -48,11 +50,12 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    pub fn new(peer: SocketAddr, https: bool, socket: SocketKey) -> ConnInfo {
+    pub fn new(peer: SocketAddr, https: bool, socket: SocketKey, sni: Option<&str>) -> ConnInfo {
         ConnInfo {
             peer,
             https,
             socket,
+            sni: sni.map(|s| s.to_ascii_lowercase().into_boxed_str()),
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),

@@ -9,6 +9,8 @@ use crate::body::{self, Body};
 pub enum LocalReply {
     /// No listener, host or rule matches: 404.
     NoRoute,
+    /// On HTTPS, the Host names a different listener than the TLS SNI chose: 421.
+    Misdirected,
     /// The rule has no usable backend (none listed, all weights 0, or an unresolved reference): 500.
     InvalidBackend,
     /// The backend exists but has no ready endpoint: 503.
@@ -27,6 +29,7 @@ impl LocalReply {
     pub fn status(self) -> StatusCode {
         match self {
             LocalReply::NoRoute => StatusCode::NOT_FOUND,
+            LocalReply::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             LocalReply::InvalidBackend => StatusCode::INTERNAL_SERVER_ERROR,
             LocalReply::NoEndpoints | LocalReply::UpstreamConnect => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -41,6 +44,7 @@ impl LocalReply {
     pub fn reason(self) -> &'static str {
         match self {
             LocalReply::NoRoute => "no_route",
+            LocalReply::Misdirected => "misdirected_request",
             LocalReply::InvalidBackend => "invalid_backend",
             LocalReply::NoEndpoints => "no_healthy_upstream",
             LocalReply::UpstreamConnect => "upstream_connect_error",
@@ -53,6 +57,9 @@ impl LocalReply {
     fn message(self) -> &'static str {
         match self {
             LocalReply::NoRoute => "no route matches this request",
+            LocalReply::Misdirected => {
+                "the Host does not belong to the listener the TLS server name selected"
+            }
             LocalReply::InvalidBackend => "the route has no valid backend",
             LocalReply::NoEndpoints => "the backend has no ready endpoint",
             LocalReply::UpstreamConnect => "could not connect to the backend",

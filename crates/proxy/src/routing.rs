@@ -76,6 +76,71 @@ pub fn matched_prefix(m: &RouteMatch) -> Option<&str> {
     }
 }
 
+/// Normalises a request path before routing, so `/public/../admin` cannot match a `/public`
+/// route and then reach `/admin` on a backend that resolves dot segments itself: dot segments
+/// are removed (RFC 3986 §5.2.4, including percent-encoded dots) and repeated slashes merged.
+/// Paths that need none of this (nearly all) are returned as they are, without allocating.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let b = path.as_bytes();
+    let suspicious = b.windows(2).any(|w| w == b"//" || w == b"/.")
+        || b.windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] == b'e' || w[2] == b'E'));
+    if !suspicious {
+        return Cow::Borrowed(path);
+    }
+    let decoded = path.replace("%2e", ".").replace("%2E", ".");
+    let mut out: Vec<&str> = Vec::new();
+    let mut trailing_slash = decoded.ends_with('/');
+    for seg in decoded.split('/') {
+        match seg {
+            "" => {}
+            "." => trailing_slash = true,
+            ".." => {
+                out.pop();
+                trailing_slash = true;
+            }
+            s => {
+                out.push(s);
+                trailing_slash = false;
+            }
+        }
+    }
+    trailing_slash |= decoded.ends_with('/');
+    let mut result = String::with_capacity(decoded.len());
+    for seg in &out {
+        result.push('/');
+        result.push_str(seg);
+    }
+    if result.is_empty() || trailing_slash {
+        result.push('/');
+    }
+    Cow::Owned(result)
+}
+
+pub enum Normalized {
+    Unchanged,
+    Changed(http::Uri),
+}
+
+/// The request URI with its path normalised ([`normalize_path`]); `Unchanged` in the common case.
+pub fn normalized_uri(uri: &http::Uri) -> Normalized {
+    let Cow::Owned(path) = normalize_path(uri.path()) else {
+        return Normalized::Unchanged;
+    };
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    match http::uri::PathAndQuery::try_from(pq) {
+        Ok(p) => {
+            parts.path_and_query = Some(p);
+            http::Uri::from_parts(parts).map_or(Normalized::Unchanged, Normalized::Changed)
+        }
+        Err(_) => Normalized::Unchanged,
+    }
+}
+
 /// Parses `a=1&b=2` with percent-decoding; the first occurrence of a name wins when matching.
 fn parse_query(query: Option<&str>) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     let Some(q) = query else {
@@ -128,6 +193,19 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalizes_dot_segments_and_slashes() {
+        assert!(matches!(normalize_path("/a/b.c/d"), Cow::Borrowed(_)));
+        assert_eq!(normalize_path("/public/../admin"), "/admin");
+        assert_eq!(normalize_path("/public/%2e%2E/admin"), "/admin");
+        assert_eq!(normalize_path("/a//b///c"), "/a/b/c");
+        assert_eq!(normalize_path("/a/./b/"), "/a/b/");
+        assert_eq!(normalize_path("/a/b/.."), "/a/");
+        assert_eq!(normalize_path("/../../x"), "/x");
+        assert_eq!(normalize_path("//"), "/");
+        assert_eq!(normalize_path("/.well-known/x"), "/.well-known/x");
+    }
 
     #[test]
     fn decodes_query_values() {

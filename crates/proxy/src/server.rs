@@ -253,13 +253,19 @@ impl Server {
     ) {
         let _ = stream.set_nodelay(true);
         let tls = self.proxy.runtime().socket(key).and_then(|s| s.tls.clone());
-        let info = Arc::new(ConnInfo::new(peer, tls.is_some(), key));
         match tls {
-            None => self.serve_io(stream, info, stop).await,
+            None => {
+                let info = Arc::new(ConnInfo::new(peer, false, key, None));
+                self.serve_io(stream, info, stop).await
+            }
             Some(cfg) => {
                 let accept = TlsAcceptor::from(cfg).accept(stream);
                 match tokio::time::timeout(self.settings.tls_handshake_timeout, accept).await {
-                    Ok(Ok(tls_stream)) => self.serve_io(tls_stream, info, stop).await,
+                    Ok(Ok(tls_stream)) => {
+                        let sni = tls_stream.get_ref().1.server_name();
+                        let info = Arc::new(ConnInfo::new(peer, true, key, sni));
+                        self.serve_io(tls_stream, info, stop).await
+                    }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }

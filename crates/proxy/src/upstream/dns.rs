@@ -41,11 +41,15 @@ impl DnsCache {
             }
             None => match TokioResolver::builder_tokio() {
                 Ok(b) => b.build(),
-                Err(_) => TokioResolver::builder_with_config(
-                    ResolverConfig::default(),
-                    TokioConnectionProvider::default(),
-                )
-                .build(),
+                Err(e) => {
+                    // No fallback to public resolvers: where names resolve is configuration.
+                    tracing::warn!(error = %e, "cannot read the system DNS configuration; FQDN backends will not resolve (use --dns-server)");
+                    TokioResolver::builder_with_config(
+                        ResolverConfig::from_parts(None, Vec::new(), NameServerConfigGroup::new()),
+                        TokioConnectionProvider::default(),
+                    )
+                    .build()
+                }
             },
         };
         Ok(Arc::new(DnsCache {

@@ -149,3 +149,40 @@ impl HttpBody for Deadline {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A body that never produces a frame.
+    struct Stalled;
+
+    impl HttpBody for Stalled {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn deadline_passes_finished_bodies_and_cuts_stalled_ones() {
+        let soon = || tokio::time::Instant::now() + Duration::from_millis(20);
+        let done = Deadline::new(full("complete"), soon())
+            .collect()
+            .await
+            .expect("a finished body passes");
+        assert_eq!(done.to_bytes(), "complete");
+        let cut = Deadline::new(boxed(Stalled), soon()).collect().await;
+        assert!(
+            cut.is_err(),
+            "a stalled body ends with an error at the deadline"
+        );
+    }
+}

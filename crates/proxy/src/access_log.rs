@@ -46,7 +46,7 @@ pub struct Record {
     pub listener: Arc<str>,
     pub route: Arc<str>,
     pub backend: Arc<str>,
-    pub upstream_address: Option<String>,
+    pub upstream_address: Option<Arc<str>>,
     pub duration_ms: f64,
     pub upstream_duration_ms: Option<f64>,
     pub bytes_in: u64,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, HOST, UPGRADE};
-use http::uri::Authority;
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -48,7 +48,7 @@ struct Exchange {
     listener: Arc<str>,
     route: Arc<str>,
     backend: Arc<str>,
-    upstream_address: Option<String>,
+    upstream_address: Option<Arc<str>>,
     upstream_duration: Option<Duration>,
     /// When the last upstream attempt started (`timeouts.backendRequest` runs from there).
     attempt_started: Option<Instant>,
@@ -77,7 +77,12 @@ impl Proxy {
             request_id,
             method: req.method().clone(),
             host: String::new(),
-            path: req.uri().path().to_string(),
+            // Only the access log reads these; skip the copies when it is off.
+            path: if self.access_log.enabled() {
+                req.uri().path().to_string()
+            } else {
+                String::new()
+            },
             version: req.version(),
             gateway: empty.clone(),
             listener: empty.clone(),
@@ -107,7 +112,9 @@ impl Proxy {
         x: &mut Exchange,
     ) -> Result<Response<Body>, LocalReply> {
         let host = request_host(&req);
-        x.host = host.clone();
+        if self.access_log.enabled() {
+            x.host = host.clone();
+        }
         let socket = rt.socket(conn.socket).ok_or(LocalReply::NoRoute)?;
         if let Some(sni) = conn.sni.as_deref() {
             // The certificate was chosen for the SNI's listener; a Host of another listener on
@@ -180,13 +187,21 @@ impl Proxy {
             .ok_or(LocalReply::InvalidBackend)?;
 
         // Path and query after rewrites.
-        let path = match rewrite.and_then(|r| r.path.as_ref()) {
-            Some(m) => rewrite_path(req.uri().path(), m, prefix),
-            None => req.uri().path().to_string(),
-        };
-        let path_and_query = match req.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
+        // Path and query after rewrites; without a rewrite, the request's own (no copy).
+        let path_and_query = match rewrite.and_then(|r| r.path.as_ref()) {
+            Some(m) => {
+                let path = rewrite_path(req.uri().path(), m, prefix);
+                let text = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                PathAndQuery::try_from(text).map_err(|_| LocalReply::InvalidBackend)?
+            }
+            None => req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
         };
 
         let client_upgrade =
@@ -202,7 +217,7 @@ impl Proxy {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(UPGRADE, proto.clone());
         }
-        append_forwarded(&mut headers, conn.peer.ip(), conn.https);
+        append_forwarded(&mut headers, &conn.client_address, conn.https);
         headers.insert(REQUEST_ID, x.request_id.clone());
         match rewrite.and_then(|r| r.hostname.as_ref()) {
             Some(h) => {
@@ -401,7 +416,7 @@ impl Proxy {
         rt: &Runtime,
         mirrors: &[&Mirror],
         method: &Method,
-        path_and_query: &str,
+        path_and_query: &PathAndQuery,
         headers: &HeaderMap,
         body: Body,
     ) -> Body {
@@ -511,7 +526,7 @@ impl Proxy {
 
 struct Outgoing {
     method: Method,
-    path_and_query: String,
+    path_and_query: PathAndQuery,
     headers: HeaderMap,
 }
 
@@ -561,11 +576,19 @@ fn host_authority(headers: &HeaderMap) -> Option<Authority> {
         .and_then(|h| Authority::try_from(h.as_bytes()).ok())
 }
 
+/// 128 random bits as 32 hex digits, without going through `fmt`.
 fn new_request_id() -> HeaderValue {
-    let hi = fastrand::u64(..);
-    let lo = fastrand::u64(..);
-    let text = format!("{hi:016x}{lo:016x}");
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, word) in [fastrand::u64(..), fastrand::u64(..)]
+        .into_iter()
+        .enumerate()
+    {
+        for j in 0..16 {
+            out[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]

@@ -59,20 +59,28 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// Appends the client address to `X-Forwarded-For` and the scheme to `X-Forwarded-Proto`.
-pub fn append_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool) {
-    append_list(
-        headers,
-        HeaderName::from_static("x-forwarded-for"),
-        &client.to_string(),
-    );
+pub fn append_forwarded(headers: &mut HeaderMap, client: &HeaderValue, https: bool) {
+    append_list(headers, HeaderName::from_static("x-forwarded-for"), client);
+    let proto = HeaderValue::from_static(if https { "https" } else { "http" });
     append_list(
         headers,
         HeaderName::from_static("x-forwarded-proto"),
-        if https { "https" } else { "http" },
+        &proto,
     );
 }
 
-fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+/// The client address as a header value, made once per connection.
+pub fn client_address_value(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &HeaderValue) {
+    // The common case, no such header yet: no string building at all.
+    if !headers.contains_key(&name) {
+        headers.insert(name, value.clone());
+        return;
+    }
     // A list may arrive split over several field lines, which together are one list (RFC 9110
     // §5.3): keep every line's entries, in order, not just the first line's.
     let joined = headers
@@ -81,7 +89,7 @@ fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &str) {
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .chain(std::iter::once(value))
+        .chain(value.to_str().ok())
         .collect::<Vec<_>>()
         .join(", ");
     if let Ok(v) = HeaderValue::from_str(&joined) {
@@ -133,7 +141,11 @@ mod tests {
     fn appends_forwarded_for() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        append_forwarded(&mut h, "127.0.0.1".parse().unwrap(), true);
+        append_forwarded(
+            &mut h,
+            &client_address_value("127.0.0.1".parse().unwrap()),
+            true,
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
     }
@@ -146,7 +158,11 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_static("10.0.0.2, 10.0.0.3"),
         );
-        append_forwarded(&mut h, "127.0.0.1".parse().unwrap(), false);
+        append_forwarded(
+            &mut h,
+            &client_address_value("127.0.0.1".parse().unwrap()),
+            false,
+        );
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(
             h["x-forwarded-for"],

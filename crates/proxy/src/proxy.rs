@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use http::HeaderValue;
 use sluice_config::ir::SocketIr;
 use sluice_config::Snapshot;
 
@@ -43,6 +44,8 @@ pub struct ConnInfo {
     pub socket: SocketKey,
     /// The TLS server name the client sent, if any.
     pub sni: Option<Box<str>>,
+    /// `peer`'s IP as a header value (for X-Forwarded-For), made once per connection.
+    pub client_address: HeaderValue,
     opened: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `opened` when the last request finished.
@@ -56,6 +59,7 @@ impl ConnInfo {
             https,
             socket,
             sni: sni.map(|s| s.to_ascii_lowercase().into_boxed_str()),
+            client_address: crate::headers::client_address_value(peer.ip()),
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),

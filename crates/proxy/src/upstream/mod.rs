@@ -59,15 +59,40 @@ pub struct Upstream {
 
 enum Targets {
     /// One client per ready endpoint (empty: no endpoint, 503).
-    Static(Vec<(SocketAddr, Client)>),
-    Dns(DnsPool),
+    Static(Vec<Target>),
+    Dns(DnsPool, Target),
+}
+
+/// An endpoint with what a request needs of it, formatted once.
+struct Target {
+    client: Client,
+    address: Arc<str>,
+    authority: Authority,
+}
+
+impl Target {
+    fn new(client: Client, address: String) -> Option<Target> {
+        Some(Target {
+            authority: Authority::try_from(address.as_str()).ok()?,
+            address: Arc::from(address),
+            client,
+        })
+    }
+
+    fn picked(&self, client: Client) -> Picked {
+        Picked {
+            client,
+            address: self.address.clone(),
+            fallback_authority: self.authority.clone(),
+        }
+    }
 }
 
 /// The endpoint chosen for one request.
 pub struct Picked {
     pub client: Client,
     /// For logs: `ip:port`, or `name:port` for FQDN clusters.
-    pub address: String,
+    pub address: Arc<str>,
     /// Used as URI authority when the request has no Host to forward.
     pub fallback_authority: Authority,
 }
@@ -77,7 +102,6 @@ pub struct Picked {
 /// addresses, and the old pool closes once its in-flight requests finish.
 struct DnsPool {
     hostname: String,
-    port: u16,
     cache: Arc<DnsCache>,
     make: Box<dyn Fn() -> Client + Send + Sync>,
     current: ArcSwap<(Option<Arc<[IpAddr]>>, Client)>,
@@ -115,31 +139,22 @@ impl Upstream {
                 if list.is_empty() {
                     return None;
                 }
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % list.len();
-                let (addr, client) = &list[i];
-                let address = addr.to_string();
-                Some(Picked {
-                    client: client.clone(),
-                    fallback_authority: Authority::try_from(address.as_str()).ok()?,
-                    address,
-                })
+                let t = &list[self.next.fetch_add(1, Ordering::Relaxed) % list.len()];
+                Some(t.picked(t.client.clone()))
             }
-            Targets::Dns(d) => {
-                let address = format!("{}:{}", d.hostname, d.port);
-                Some(Picked {
-                    client: d.client(),
-                    fallback_authority: Authority::try_from(address.as_str()).ok()?,
-                    address,
-                })
-            }
+            Targets::Dns(pool, t) => Some(t.picked(pool.client())),
         }
     }
 
-    pub fn uri(&self, authority: Authority, path_and_query: &str) -> Result<Uri, http::Error> {
+    pub fn uri(
+        &self,
+        authority: Authority,
+        path_and_query: &http::uri::PathAndQuery,
+    ) -> Result<Uri, http::Error> {
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(authority)
-            .path_and_query(path_and_query)
+            .path_and_query(path_and_query.clone())
             .build()
     }
 }
@@ -183,7 +198,9 @@ impl Transports {
                     Endpoints::Static(addrs) => Targets::Static(
                         addrs
                             .iter()
-                            .map(|a| (*a, client_for(c, Dial::Address(*a))))
+                            .filter_map(|a| {
+                                Target::new(client_for(c, Dial::Address(*a)), a.to_string())
+                            })
                             .collect(),
                     ),
                     Endpoints::Dns { hostname, port } => {
@@ -191,15 +208,18 @@ impl Transports {
                         let client = client_for(c, dial.clone());
                         let (dns, settings, cluster) =
                             (self.dns.clone(), self.settings.clone(), c.clone());
-                        Targets::Dns(DnsPool {
+                        let pool = DnsPool {
                             hostname: hostname.clone(),
-                            port: *port,
                             cache: self.dns.clone(),
                             make: Box::new(move || {
                                 build_client(&cluster, dial.clone(), &dns, &settings)
                             }),
-                            current: ArcSwap::from_pointee((None, client)),
-                        })
+                            current: ArcSwap::from_pointee((None, client.clone())),
+                        };
+                        match Target::new(client, format!("{hostname}:{port}")) {
+                            Some(t) => Targets::Dns(pool, t),
+                            None => Targets::Static(Vec::new()),
+                        }
                     }
                 };
                 Arc::new(Upstream {

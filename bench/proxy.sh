@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Core proxy benchmark: a small JSON POST through the gateway to a local upstream.
 #
-#   bench/proxy.sh            # full run (~2 minutes), prints a markdown table
-#   DURATION=5s bench/proxy.sh
+#   bench/proxy.sh                     # full run (~3 minutes), prints a markdown table
+#   DURATION=5s ROUNDS=5 bench/proxy.sh
 #
 # Layout on a 2-core machine: the proxy under test (sluice, or nginx with one worker as the
 # reference) is pinned to core 0; the upstream (nginx, answering a fixed JSON body) and the load
@@ -143,26 +143,39 @@ to_us() { # wrk prints 52.00us / 1.20ms / 1.00s
   awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else { sub(/s$/,"",v); print v*1000000 } }'
 }
 
-# Warm-up, then measure.
+# Warm-up, then ROUNDS interleaved rounds (the machines this runs on are shared VMs whose speed
+# drifts; interleaving and taking medians compares sluice and nginx under the same conditions).
+ROUNDS=${ROUNDS:-3}
 run warm "http://127.0.0.1:$SLUICE_PORT/v1/chat/completions" 32
-run direct_c1 "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" 1
-run sluice_c1 "http://127.0.0.1:$SLUICE_PORT/v1/chat/completions" 1
-run nginx_c1 "http://127.0.0.1:$NGINX_PROXY_PORT/v1/chat/completions" 1
-run sluice_c32 "http://127.0.0.1:$SLUICE_PORT/v1/chat/completions" 32
+declare -a S_RPS N_RPS D50 D99 S50 S99 N50 N99
+for r in $(seq 1 "$ROUNDS"); do
+  run direct_c1 "http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions" 1
+  run sluice_c1 "http://127.0.0.1:$SLUICE_PORT/v1/chat/completions" 1
+  run nginx_c1 "http://127.0.0.1:$NGINX_PROXY_PORT/v1/chat/completions" 1
+  run sluice_c32 "http://127.0.0.1:$SLUICE_PORT/v1/chat/completions" 32
+  run nginx_c32 "http://127.0.0.1:$NGINX_PROXY_PORT/v1/chat/completions" 32
+  S_RPS+=("$(rps sluice_c32)"); N_RPS+=("$(rps nginx_c32)")
+  D50+=("$(to_us "$(pct direct_c1 50%)")"); D99+=("$(to_us "$(pct direct_c1 99%)")")
+  S50+=("$(to_us "$(pct sluice_c1 50%)")"); S99+=("$(to_us "$(pct sluice_c1 99%)")")
+  N50+=("$(to_us "$(pct nginx_c1 50%)")"); N99+=("$(to_us "$(pct nginx_c1 99%)")")
+  echo "round $r: sluice ${S_RPS[-1]} req/s, nginx ${N_RPS[-1]} req/s; p50 direct ${D50[-1]} sluice ${S50[-1]} nginx ${N50[-1]} µs" >&2
+done
 loaded_hwm=$(hwm_kb "$sluice_pid")
-run nginx_c32 "http://127.0.0.1:$NGINX_PROXY_PORT/v1/chat/completions" 32
-
-d50=$(to_us "$(pct direct_c1 50%)"); d99=$(to_us "$(pct direct_c1 99%)")
-s50=$(to_us "$(pct sluice_c1 50%)"); s99=$(to_us "$(pct sluice_c1 99%)")
-n50=$(to_us "$(pct nginx_c1 50%)"); n99=$(to_us "$(pct nginx_c1 99%)")
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+s_rps=$(median "${S_RPS[@]}"); n_rps=$(median "${N_RPS[@]}")
+d50=$(median "${D50[@]}"); d99=$(median "${D99[@]}")
+s50=$(median "${S50[@]}"); s99=$(median "${S99[@]}")
+n50=$(median "${N50[@]}"); n99=$(median "${N99[@]}")
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", a - b }'; }
+ratio=$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", a / b }')
 
-echo "| measure | sluice | nginx (1 worker) |"
+echo "| measure (median of $ROUNDS interleaved rounds) | sluice | nginx (1 worker) |"
 echo "|---|---|---|"
-echo "| requests/s, 32 connections, proxy on 1 core | $(rps sluice_c32) | $(rps nginx_c32) |"
+echo "| requests/s, 32 connections, proxy on 1 core | $s_rps | $n_rps |"
+echo "| sluice / nginx throughput | $ratio | |"
 echo "| latency added over direct, p50, 1 connection | $(added "$s50" "$d50") µs | $(added "$n50" "$d50") µs |"
 echo "| latency added over direct, p99, 1 connection | $(added "$s99" "$d99") µs | $(added "$n99" "$d99") µs |"
 echo "| idle RSS | $((idle_rss / 1024)) MB | |"
-echo "| peak RSS after the 32-connection run | $((loaded_hwm / 1024)) MB | |"
+echo "| peak RSS after the runs | $((loaded_hwm / 1024)) MB | |"
 echo
-echo "direct upstream at 1 connection: p50 ${d50} µs, p99 ${d99} µs; duration ${DURATION} per run; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "direct upstream at 1 connection: p50 ${d50} µs, p99 ${d99} µs; ${DURATION} per run; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

@@ -8,9 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sluice_testkit::gateway::free_port;
-use sluice_testkit::{
-    ClientRequest, EchoConfig, GatewayOptions, GatewayProcess, TempDir, Upstream,
-};
+use sluice_testkit::{ClientRequest, EchoConfig, GatewayOptions, GatewayProcess, TempDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -60,7 +60,7 @@ pub struct Upstream {
 enum Targets {
     /// One client per ready endpoint (empty: no endpoint, 503).
     Static(Vec<Target>),
-    Dns(DnsPool, Target),
+    Dns(Box<(DnsPool, Target)>),
 }
 
 /// An endpoint with what a request needs of it, formatted once.
@@ -142,7 +142,7 @@ impl Upstream {
                 let t = &list[self.next.fetch_add(1, Ordering::Relaxed) % list.len()];
                 Some(t.picked(t.client.clone()))
             }
-            Targets::Dns(pool, t) => Some(t.picked(pool.client())),
+            Targets::Dns(d) => Some(d.1.picked(d.0.client())),
         }
     }
 
@@ -217,7 +217,7 @@ impl Transports {
                             current: ArcSwap::from_pointee((None, client.clone())),
                         };
                         match Target::new(client, format!("{hostname}:{port}")) {
-                            Some(t) => Targets::Dns(pool, t),
+                            Some(t) => Targets::Dns(Box::new((pool, t))),
                             None => Targets::Static(Vec::new()),
                         }
                     }

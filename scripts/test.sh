@@ -33,6 +33,10 @@ cargo fmt --all -- --check || die "code is not formatted: run cargo fmt --all"
 say "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Doc tests first (nextest does not run them), so the run closes on the main test summary.
+say "doc tests"
+cargo test --workspace --locked --doc
+
 say "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
@@ -40,5 +44,3 @@ else
   echo "(cargo-nextest not installed; using cargo test)"
   cargo test --workspace --locked --no-fail-fast
 fi
-# Doc tests (nextest does not run them).
-cargo test --workspace --locked --doc

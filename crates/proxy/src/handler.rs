@@ -234,11 +234,16 @@ impl Proxy {
             }
         }
 
-        let bytes_in = x.bytes_in.clone();
-        let mut body: Body = Metered::new(body::boxed(incoming), move |n, _| {
-            bytes_in.store(n, Ordering::Relaxed);
-        })
-        .boxed();
+        // Only the access log reports bytes in.
+        let mut body: Body = if self.access_log.enabled() {
+            let bytes_in = x.bytes_in.clone();
+            Metered::new(body::boxed(incoming), move |n, _| {
+                bytes_in.store(n, Ordering::Relaxed);
+            })
+            .boxed()
+        } else {
+            body::boxed(incoming)
+        };
         if !mirrors.is_empty() {
             body = self.start_mirrors(rt, &mirrors, &parts.method, &path_and_query, &headers, body);
         }

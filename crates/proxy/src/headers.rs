@@ -17,6 +17,11 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// Removes hop-by-hop headers, including those the `Connection` header names. Returns the value
 /// of `Upgrade` when the message asks for a protocol upgrade (kept aside for WebSocket).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    // Most messages carry none of these: one pass over the names (standard header names compare
+    // as tags, not strings) spares the removals and their hashing.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return None;
+    }
     let upgrade = if connection_has(headers, "upgrade") {
         headers.get(header::UPGRADE).cloned()
     } else {

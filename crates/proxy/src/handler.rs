@@ -73,7 +73,11 @@ impl Proxy {
         let empty: Arc<str> = Arc::from("");
         let mut x = Exchange {
             started: Instant::now(),
-            wall: SystemTime::now(),
+            wall: if self.access_log.enabled() {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
             request_id,
             method: req.method().clone(),
             host: String::new(),

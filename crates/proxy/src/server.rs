@@ -300,7 +300,8 @@ impl Server {
             .keep_alive_timeout(Duration::from_secs(20));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let mut shutdown = self.shutdown.subscribe();
+        // `stop` fires for this socket's removal and for process shutdown alike (shutdown stops
+        // every socket), so the loop watches one channel.
         let mut draining = false;
         let idle_limit = self.settings.idle_timeout;
         let mut idle_check = tokio::time::interval((idle_limit / 4).max(Duration::from_millis(50)));
@@ -320,10 +321,6 @@ impl Server {
                     break;
                 }
                 _ = stop.changed(), if !draining => {
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = shutdown.changed(), if !draining => {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -65,7 +65,7 @@ enum Targets {
 
 /// An endpoint with what a request needs of it, formatted once.
 struct Target {
-    client: Client,
+    client: Arc<Client>,
     address: Arc<str>,
     authority: Authority,
 }
@@ -75,11 +75,11 @@ impl Target {
         Some(Target {
             authority: Authority::try_from(address.as_str()).ok()?,
             address: Arc::from(address),
-            client,
+            client: Arc::new(client),
         })
     }
 
-    fn picked(&self, client: Client) -> Picked {
+    fn picked(&self, client: Arc<Client>) -> Picked {
         Picked {
             client,
             address: self.address.clone(),
@@ -90,7 +90,8 @@ impl Target {
 
 /// The endpoint chosen for one request.
 pub struct Picked {
-    pub client: Client,
+    /// Behind an `Arc`: the client itself is several reference counts to clone.
+    pub client: Arc<Client>,
     /// For logs: `ip:port`, or `name:port` for FQDN clusters.
     pub address: Arc<str>,
     /// Used as URI authority when the request has no Host to forward.
@@ -104,11 +105,11 @@ struct DnsPool {
     hostname: String,
     cache: Arc<DnsCache>,
     make: Box<dyn Fn() -> Client + Send + Sync>,
-    current: ArcSwap<(Option<Arc<[IpAddr]>>, Client)>,
+    current: ArcSwap<(Option<Arc<[IpAddr]>>, Arc<Client>)>,
 }
 
 impl DnsPool {
-    fn client(&self) -> Client {
+    fn client(&self) -> Arc<Client> {
         let current = self.current.load();
         match self.cache.peek(&self.hostname) {
             Some(addrs) => match &current.0 {
@@ -121,7 +122,7 @@ impl DnsPool {
                 }
                 Some(_) => {
                     tracing::info!(host = %self.hostname, addresses = ?addrs, "DNS answer changed; new connection pool");
-                    let client = (self.make)();
+                    let client = Arc::new((self.make)());
                     self.current.store(Arc::new((Some(addrs), client.clone())));
                     client
                 }
@@ -214,7 +215,7 @@ impl Transports {
                             make: Box::new(move || {
                                 build_client(&cluster, dial.clone(), &dns, &settings)
                             }),
-                            current: ArcSwap::from_pointee((None, client.clone())),
+                            current: ArcSwap::from_pointee((None, Arc::new(client.clone()))),
                         };
                         match Target::new(client, format!("{hostname}:{port}")) {
                             Some(t) => Targets::Dns(Box::new((pool, t))),

@@ -289,6 +289,8 @@ impl Server {
             .http1()
             .timer(TokioTimer::new())
             .max_buf_size(self.settings.max_header_bytes.max(8192))
+            // Also bounds a request head that never completes (slowloris): hyper's graceful
+            // shutdown, which the idle check uses, waits for a head it has started reading.
             .header_read_timeout(self.settings.idle_timeout)
             .keep_alive(true);
         builder

@@ -136,3 +136,30 @@ async fn idle_http2_connection_is_closed_but_a_slow_request_is_not_cut() {
         .expect("clean close");
     assert!(started.elapsed() >= Duration::from_millis(400));
 }
+
+#[tokio::test]
+async fn a_request_head_that_never_completes_is_cut_off() {
+    let dir = TempDir::new("sluice-idle3").expect("dir");
+    let echo = EchoConfig::new("ns", "pod")
+        .spawn(Ipv4Addr::LOCALHOST.into())
+        .await
+        .expect("echo");
+    let (_gw, addr) = gateway(&dir, echo.addr()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    // Half a request head, then silence (slowloris).
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.te")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("the gateway closes a connection whose head never completes within 10 s")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}

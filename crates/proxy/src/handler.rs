@@ -18,7 +18,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use sluice_config::ir::{BackendTarget, Filter, HeaderModifier, Mirror, Rewrite, RuleIr};
+use sluice_config::ir::{BackendTarget, Filter, HeaderModifier, Mirror, Redirect, Rewrite, RuleIr};
 
 use crate::access_log::Record;
 use crate::body::{self, Body, Deadline, Metered};
@@ -147,9 +147,6 @@ impl Proxy {
         x.route = rule.route.clone();
         let prefix = routing::matched_prefix(&hit.entry.matcher);
 
-        let mut response_mods: Vec<&HeaderModifier> = Vec::new();
-        let mut rewrite: Option<&Rewrite> = None;
-        let mut mirrors: Vec<&Mirror> = Vec::new();
         let redirect_to = |r: &sluice_config::ir::Redirect, req: &Request<Incoming>| {
             let ctx = RedirectContext {
                 https: conn.https,
@@ -161,25 +158,20 @@ impl Proxy {
             };
             redirect(r, &ctx)
         };
-        for f in &rule.filters {
-            match f {
-                Filter::RequestHeaders(m) => modify_headers(req.headers_mut(), m),
-                Filter::ResponseHeaders(m) => response_mods.push(m),
-                Filter::Redirect(r) => return Ok(redirect_to(r, &req)),
-                Filter::Rewrite(r) => rewrite = Some(r),
-                Filter::Mirror(m) => mirrors.push(m),
-            }
+        // Rule filters, then the chosen backend's (a backend redirect answers like a rule's).
+        let mut applied = Applied::default();
+        if let Some(r) = applied.apply(&rule.filters, req.headers_mut()) {
+            return Ok(redirect_to(r, &req));
         }
         let backend = pick_backend(rule).ok_or(LocalReply::InvalidBackend)?;
-        for f in &backend.filters {
-            match f {
-                Filter::RequestHeaders(m) => modify_headers(req.headers_mut(), m),
-                Filter::ResponseHeaders(m) => response_mods.push(m),
-                Filter::Redirect(r) => return Ok(redirect_to(r, &req)),
-                Filter::Rewrite(r) => rewrite = Some(r),
-                Filter::Mirror(m) => mirrors.push(m),
-            }
+        if let Some(r) = applied.apply(&backend.filters, req.headers_mut()) {
+            return Ok(redirect_to(r, &req));
         }
+        let Applied {
+            response_mods,
+            rewrite,
+            mirrors,
+        } = applied;
         let cluster = match &backend.target {
             BackendTarget::Cluster(c) => c,
             BackendTarget::Invalid(_) => return Err(LocalReply::InvalidBackend),
@@ -530,6 +522,30 @@ impl Proxy {
             }
         });
         Response::from_parts(parts, metered.boxed())
+    }
+}
+
+/// What the filters of a rule and of its backend leave for later steps.
+#[derive(Default)]
+struct Applied<'a> {
+    response_mods: Vec<&'a HeaderModifier>,
+    rewrite: Option<&'a Rewrite>,
+    mirrors: Vec<&'a Mirror>,
+}
+
+impl<'a> Applied<'a> {
+    /// Applies request header filters now and records the rest; a redirect ends the request.
+    fn apply(&mut self, filters: &'a [Filter], headers: &mut HeaderMap) -> Option<&'a Redirect> {
+        for f in filters {
+            match f {
+                Filter::RequestHeaders(m) => modify_headers(headers, m),
+                Filter::ResponseHeaders(m) => self.response_mods.push(m),
+                Filter::Redirect(r) => return Some(r),
+                Filter::Rewrite(r) => self.rewrite = Some(r),
+                Filter::Mirror(m) => self.mirrors.push(m),
+            }
+        }
+        None
     }
 }
 

@@ -98,6 +98,9 @@ pub struct Picked {
     pub fallback_authority: Authority,
 }
 
+/// A pool and the DNS answer it was opened with (`None` until the first answer arrived).
+type PoolForAnswer = (Option<Arc<[IpAddr]>>, Arc<Client>);
+
 /// Pooled connections outlive the DNS answer they were opened with. When a name resolves to a
 /// different set of addresses, the cluster gets a fresh pool: new requests connect to the new
 /// addresses, and the old pool closes once its in-flight requests finish.
@@ -105,7 +108,7 @@ struct DnsPool {
     hostname: String,
     cache: Arc<DnsCache>,
     make: Box<dyn Fn() -> Client + Send + Sync>,
-    current: ArcSwap<(Option<Arc<[IpAddr]>>, Arc<Client>)>,
+    current: ArcSwap<PoolForAnswer>,
 }
 
 impl DnsPool {

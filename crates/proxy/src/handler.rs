@@ -421,9 +421,12 @@ impl Proxy {
         headers: &HeaderMap,
         body: Body,
     ) -> Body {
-        let has_body = !body.is_end_stream();
-        let mut tee = has_body.then(|| Tee::new(body));
-        let mut plain: Option<Body> = None;
+        // A request with a body is teed; one without keeps its (empty) body and mirrors get empty.
+        let (mut tee, plain) = if body.is_end_stream() {
+            (None, Some(body))
+        } else {
+            (Some(Tee::new(body)), None)
+        };
         for m in mirrors {
             if m.per_million < 1_000_000 && fastrand::u32(..1_000_000) >= m.per_million {
                 continue;
@@ -456,9 +459,10 @@ impl Proxy {
                 }
             });
         }
-        match tee {
-            Some(t) => t.boxed(),
-            None => plain.take().unwrap_or_else(body::empty),
+        match (tee, plain) {
+            (Some(t), _) => t.boxed(),
+            (None, Some(b)) => b,
+            (None, None) => body::empty(),
         }
     }
 

@@ -57,7 +57,7 @@ pub(crate) fn build_sockets(
                 continue;
             }
             names.push(&l.name);
-            let Some(listener) = build_listener(idx, gw, l, &field, diags) else {
+            let Some(listener) = build_listener(gw, l, &field, diags) else {
                 continue;
             };
             for address in &addresses {
@@ -135,13 +135,11 @@ fn gateway_addresses(
 }
 
 fn build_listener(
-    idx: &Index<'_>,
     gw: &Object<GatewaySpec>,
     l: &Listener,
     field: &str,
     diags: &mut Diagnostics,
 ) -> Option<ListenerBuild> {
-    let _ = idx;
     let https = match l.protocol.as_str() {
         "HTTP" => false,
         "HTTPS" => true,

@@ -93,6 +93,7 @@ struct WithSpec<S> {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OptionalSpec {
+    /// A Namespace's `spec` (finalizers): accepted so real manifests load, never read.
     #[serde(default)]
     #[allow(dead_code)]
     spec: Option<Value>,

@@ -1,93 +1,71 @@
 //! Idle connections are closed after `--idle-timeout`, for HTTP/1.1 keep-alive and HTTP/2 alike;
 //! a connection with a request in flight is never idle, however long the request takes.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sluice_testkit::gateway::free_port;
-use sluice_testkit::{ClientRequest, EchoConfig, GatewayOptions, GatewayProcess, TempDir};
+use serde_json::json;
+use sluice_testkit::{ClientRequest, EchoConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod common;
+
 const IDLE: &str = "400ms";
 
-async fn gateway(dir: &TempDir, echo: SocketAddr) -> (GatewayProcess, SocketAddr) {
-    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let port = free_port(ip).expect("port");
-    let config = dir
-        .write(
-            "g.yaml",
-            format!(
-                r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: sluice
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
-apiVersion: gateway.networking.k8s.io/v1alpha1
-kind: Backend
-metadata: {{name: echo, namespace: default}}
-spec:
-  destination:
-    type: IP
-    ip: {{address: {}}}
-    ports: [{{number: {}, protocol: HTTP}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: r, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{group: gateway.networking.k8s.io, kind: Backend, name: echo, port: {}}}]}}]
-"#,
-                echo.ip(),
-                echo.port(),
-                echo.port()
-            ),
-        )
-        .expect("config");
-    let gw = GatewayProcess::start(
-        GatewayOptions::new(env!("CARGO_BIN_EXE_sluice"), config)
-            .arg("--idle-timeout")
-            .arg(IDLE),
+/// A gateway with `--idle-timeout 400ms` routing everything to an echo upstream.
+async fn gateway(echo: SocketAddr) -> common::Gateway {
+    let destination = json!({
+        "type": "IP",
+        "ip": {"address": echo.ip().to_string()},
+        "ports": [{"number": echo.port(), "protocol": "HTTP"}],
+    });
+    common::start(
+        |port| {
+            common::simple_config(
+                port,
+                common::backend_ref("echo"),
+                vec![common::backend("echo", destination.clone())],
+            )
+        },
+        &["--idle-timeout", IDLE],
     )
     .await
-    .expect("gateway");
-    let addr = gw.listener_addr(port);
-    (gw, addr)
 }
 
-#[tokio::test]
-async fn idle_http1_keepalive_connection_is_closed() {
-    let dir = TempDir::new("sluice-idle1").expect("dir");
-    let echo = EchoConfig::new("ns", "pod")
-        .spawn(Ipv4Addr::LOCALHOST.into())
-        .await
-        .expect("echo");
-    let (_gw, addr) = gateway(&dir, echo.addr()).await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        .await
-        .expect("write");
-    // Read the whole response, then wait for the server to close the idle connection.
-    let started = Instant::now();
+/// Reads until the peer closes the connection; fails if that takes more than 10 s.
+async fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = Vec::new();
     loop {
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
             .await
-            .expect("the gateway closes an idle connection within 10 s")
-            .expect("read");
+            .expect("the gateway closes the connection within 10 s")
+            .unwrap_or(0);
         if n == 0 {
-            break;
+            return got;
         }
         got.extend_from_slice(&buf[..n]);
     }
+}
+
+#[tokio::test]
+async fn idle_http1_keepalive_connection_is_closed() {
+    let echo = EchoConfig::new("ns", "pod")
+        .spawn(Ipv4Addr::LOCALHOST.into())
+        .await
+        .expect("echo");
+    let gw = gateway(echo.addr()).await;
+    let mut s = TcpStream::connect(gw.addr()).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .expect("write");
+    // Read the whole response, then wait for the server to close the idle connection.
+    let started = Instant::now();
+    let got = read_until_closed(&mut s).await;
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(
@@ -98,12 +76,12 @@ async fn idle_http1_keepalive_connection_is_closed() {
 
 #[tokio::test]
 async fn idle_http2_connection_is_closed_but_a_slow_request_is_not_cut() {
-    let dir = TempDir::new("sluice-idle2").expect("dir");
     let echo = EchoConfig::new("ns", "pod")
         .spawn(Ipv4Addr::LOCALHOST.into())
         .await
         .expect("echo");
-    let (_gw, addr) = gateway(&dir, echo.addr()).await;
+    let gw = gateway(echo.addr()).await;
+    let addr = gw.addr();
 
     // A request slower than the idle timeout completes (the echo waits `delay`).
     let slow = ClientRequest::get("/?delay=1200ms")
@@ -139,27 +117,17 @@ async fn idle_http2_connection_is_closed_but_a_slow_request_is_not_cut() {
 
 #[tokio::test]
 async fn a_request_head_that_never_completes_is_cut_off() {
-    let dir = TempDir::new("sluice-idle3").expect("dir");
     let echo = EchoConfig::new("ns", "pod")
         .spawn(Ipv4Addr::LOCALHOST.into())
         .await
         .expect("echo");
-    let (_gw, addr) = gateway(&dir, echo.addr()).await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let gw = gateway(echo.addr()).await;
+    let mut s = TcpStream::connect(gw.addr()).await.expect("connect");
     // Half a request head, then silence (slowloris).
     s.write_all(b"GET / HTTP/1.1\r\nHost: a.te")
         .await
         .expect("write");
     let started = Instant::now();
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-            .await
-            .expect("the gateway closes a connection whose head never completes within 10 s")
-            .unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-    }
+    read_until_closed(&mut s).await;
     assert!(started.elapsed() >= Duration::from_millis(400));
 }

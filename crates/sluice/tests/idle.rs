@@ -1,14 +1,14 @@
 //! Idle connections are closed after `--idle-timeout`, for HTTP/1.1 keep-alive and HTTP/2 alike;
 //! a connection with a request in flight is never idle, however long the request takes.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use sluice_testkit::{ClientRequest, EchoConfig};
+use sluice_testkit::{ClientRequest, EchoConfig, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -16,14 +16,20 @@ mod common;
 
 const IDLE: &str = "400ms";
 
-/// A gateway with `--idle-timeout 400ms` routing everything to an echo upstream.
-async fn gateway(echo: SocketAddr) -> common::Gateway {
+/// A gateway with `--idle-timeout 400ms` routing everything to an echo upstream (returned too, so
+/// it lives as long as the test).
+async fn gateway() -> (common::Gateway, Upstream) {
+    let echo = EchoConfig::new("ns", "pod")
+        .spawn(Ipv4Addr::LOCALHOST.into())
+        .await
+        .expect("echo");
+    let addr = echo.addr();
     let destination = json!({
         "type": "IP",
-        "ip": {"address": echo.ip().to_string()},
-        "ports": [{"number": echo.port(), "protocol": "HTTP"}],
+        "ip": {"address": addr.ip().to_string()},
+        "ports": [{"number": addr.port(), "protocol": "HTTP"}],
     });
-    common::start(
+    let gw = common::start(
         |port| {
             common::simple_config(
                 port,
@@ -33,7 +39,8 @@ async fn gateway(echo: SocketAddr) -> common::Gateway {
         },
         &["--idle-timeout", IDLE],
     )
-    .await
+    .await;
+    (gw, echo)
 }
 
 /// Reads until the peer closes the connection; fails if that takes more than 10 s.
@@ -54,11 +61,7 @@ async fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn idle_http1_keepalive_connection_is_closed() {
-    let echo = EchoConfig::new("ns", "pod")
-        .spawn(Ipv4Addr::LOCALHOST.into())
-        .await
-        .expect("echo");
-    let gw = gateway(echo.addr()).await;
+    let (gw, _echo) = gateway().await;
     let mut s = TcpStream::connect(gw.addr()).await.expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
@@ -76,11 +79,7 @@ async fn idle_http1_keepalive_connection_is_closed() {
 
 #[tokio::test]
 async fn idle_http2_connection_is_closed_but_a_slow_request_is_not_cut() {
-    let echo = EchoConfig::new("ns", "pod")
-        .spawn(Ipv4Addr::LOCALHOST.into())
-        .await
-        .expect("echo");
-    let gw = gateway(echo.addr()).await;
+    let (gw, _echo) = gateway().await;
     let addr = gw.addr();
 
     // A request slower than the idle timeout completes (the echo waits `delay`).
@@ -117,11 +116,7 @@ async fn idle_http2_connection_is_closed_but_a_slow_request_is_not_cut() {
 
 #[tokio::test]
 async fn a_request_head_that_never_completes_is_cut_off() {
-    let echo = EchoConfig::new("ns", "pod")
-        .spawn(Ipv4Addr::LOCALHOST.into())
-        .await
-        .expect("echo");
-    let gw = gateway(echo.addr()).await;
+    let (gw, _echo) = gateway().await;
     let mut s = TcpStream::connect(gw.addr()).await.expect("connect");
     // Half a request head, then silence (slowloris).
     s.write_all(b"GET / HTTP/1.1\r\nHost: a.te")

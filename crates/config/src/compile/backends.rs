@@ -21,6 +21,9 @@ use crate::objects::{Object, GATEWAY_GROUP};
 pub(crate) struct Clusters {
     by_key: HashMap<String, Arc<Cluster>>,
     list: Vec<Arc<Cluster>>,
+    /// Every Backend port as `check_backends` built it, so a reference reuses the result (TLS
+    /// configuration included) instead of building it again. Taken out when first interned.
+    checked: HashMap<(String, String, u32), Result<BackendCluster, String>>,
 }
 
 impl Clusters {
@@ -110,11 +113,11 @@ impl Clusters {
             };
             let ports = &backend.spec.destination.ports;
             let port = match r.port {
-                Some(n) if ports.iter().any(|p| p.number == n) => Some(n),
+                Some(n) if ports.iter().any(|p| p.number == n) => n,
                 Some(n) => {
                     return invalid(diags, format!("Backend {ns}/{} has no port {n}", r.name))
                 }
-                None if ports.len() == 1 => None,
+                None if ports.len() == 1 => ports[0].number,
                 None => {
                     diags.error(route.error(
                         format!("{field}.port"),
@@ -127,13 +130,22 @@ impl Clusters {
                     return BackendTarget::Invalid(Arc::from("missing port"));
                 }
             };
-            match backend_cluster(idx, backend, port) {
-                Ok(make) => {
-                    let key = format!("Backend/{ns}/{}:{}", r.name, make.port);
+            let key = format!("Backend/{ns}/{}:{port}", r.name);
+            if let Some(c) = self.by_key.get(&key) {
+                return BackendTarget::Cluster(c.clone());
+            }
+            let checked = (ns.to_string(), r.name.clone(), port);
+            match self.checked.remove(&checked) {
+                Some(Ok(make)) => {
                     BackendTarget::Cluster(self.intern(key, |id| make.into_cluster(id)))
                 }
                 // Already reported against the Backend by `check_backends`.
-                Err((_, msg)) => BackendTarget::Invalid(Arc::from(msg)),
+                Some(Err(msg)) => {
+                    let target = BackendTarget::Invalid(Arc::from(msg.as_str()));
+                    self.checked.insert(checked, Err(msg));
+                    target
+                }
+                None => BackendTarget::Invalid(Arc::from("Backend was not validated")),
             }
         }
     }
@@ -147,12 +159,15 @@ impl Clusters {
             }
             let mut reported: Vec<(String, String)> = Vec::new();
             for p in &b.spec.destination.ports {
-                if let Err(e) = backend_cluster(idx, b, Some(p.number)) {
-                    if !reported.contains(&e) {
+                let built = backend_cluster(idx, b, Some(p.number));
+                if let Err(e) = &built {
+                    if !reported.contains(e) {
                         diags.error(b.error(e.0.clone(), e.1.clone()));
-                        reported.push(e);
+                        reported.push(e.clone());
                     }
                 }
+                let key = (b.namespace().to_string(), b.name().to_string(), p.number);
+                self.checked.insert(key, built.map_err(|(_, msg)| msg));
             }
         }
     }
@@ -222,7 +237,6 @@ pub(crate) fn secret_data(
 
 struct BackendCluster {
     name: String,
-    port: u16,
     endpoints: Endpoints,
     protocol: UpstreamProtocol,
     tls: Option<UpstreamTls>,
@@ -419,7 +433,6 @@ fn backend_cluster(
             backend.namespace(),
             backend.name()
         ),
-        port: number,
         endpoints,
         protocol,
         tls,

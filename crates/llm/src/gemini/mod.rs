@@ -1,0 +1,1 @@
+//! Google Gemini (Vertex AI and the Gemini API) ↔ hub. (Being written.)

@@ -33,6 +33,8 @@ pub mod bedrock;
 pub mod error;
 pub mod gemini;
 pub mod hub;
+pub mod mock;
+pub mod provider;
 pub mod secret;
 pub mod sse;
 pub mod usage;

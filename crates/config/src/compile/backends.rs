@@ -11,9 +11,10 @@ use super::index::Index;
 use super::tls::{client_config, digest, server_name, ClientTlsSettings};
 use crate::error::Diagnostics;
 use crate::ir::{BackendTarget, Cluster, Endpoints, UpstreamProtocol, UpstreamTls};
+use crate::objects::ai::SLUICE_GROUP;
 use crate::objects::backend::{BackendSpec, DestinationType, TlsMode};
 use crate::objects::core::{IntOrString, SecretBody, ServicePort, ServiceSpec};
-use crate::objects::httproute::{BackendObjectReference, HttpRouteSpec};
+use crate::objects::httproute::BackendObjectReference;
 use crate::objects::{Object, GATEWAY_GROUP};
 
 /// Clusters of one snapshot, deduplicated by what they point at.
@@ -24,6 +25,8 @@ pub(crate) struct Clusters {
     /// Every Backend port as `check_backends` built it, so a reference reuses the result (TLS
     /// configuration included) instead of building it again. Taken out when first interned.
     checked: HashMap<(String, String, u32), Result<BackendCluster, String>>,
+    /// AI backends and policies, compiled before routes so route rules can refer to them.
+    pub ai: super::ai::AiCatalog,
 }
 
 impl Clusters {
@@ -44,10 +47,10 @@ impl Clusters {
     /// Resolves a backend reference of a route. Unresolvable references become
     /// [`BackendTarget::Invalid`] (requests get 500, as the spec says) with a warning; malformed
     /// ones are errors.
-    pub fn resolve(
+    pub fn resolve<T>(
         &mut self,
         idx: &Index<'_>,
-        route: &Object<HttpRouteSpec>,
+        route: &Object<T>,
         field: &str,
         r: &BackendObjectReference,
         diags: &mut Diagnostics,
@@ -62,10 +65,11 @@ impl Clusters {
         let target_group = match (group, kind) {
             ("", "Service") => "",
             (GATEWAY_GROUP, "Backend") => GATEWAY_GROUP,
+            (SLUICE_GROUP, "AIBackend") => SLUICE_GROUP,
             _ => return invalid(diags, format!("unsupported backend kind {group}/{kind}")),
         };
         if !idx.reference_allowed(
-            "HTTPRoute",
+            route.kind,
             route.namespace(),
             target_group,
             kind,
@@ -79,6 +83,14 @@ impl Clusters {
                     r.name
                 ),
             );
+        }
+        if kind == "AIBackend" {
+            return match self.ai.backend(ns, &r.name) {
+                Some(Ok(ai)) => BackendTarget::Ai(ai.clone()),
+                // Already reported against the AIBackend.
+                Some(Err(msg)) => BackendTarget::Invalid(Arc::from(msg.as_str())),
+                None => invalid(diags, format!("AIBackend {ns}/{} not found", r.name)),
+            };
         }
         if kind == "Service" {
             let Some(port) = r.port else {

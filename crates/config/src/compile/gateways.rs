@@ -442,7 +442,11 @@ fn add_certificates(
 }
 
 /// Sorts everything by precedence and freezes the sockets into the IR.
-pub(crate) fn finish(sockets: Vec<SocketBuild>, diags: &mut Diagnostics) -> Vec<Arc<SocketIr>> {
+pub(crate) fn finish(
+    sockets: Vec<SocketBuild>,
+    ai: &super::ai::AiCatalog,
+    diags: &mut Diagnostics,
+) -> Vec<Arc<SocketIr>> {
     let mut out = Vec::new();
     for s in sockets {
         let tls = if s.https {
@@ -475,7 +479,16 @@ pub(crate) fn finish(sockets: Vec<SocketBuild>, diags: &mut Diagnostics) -> Vec<
                     })
                     .collect();
                 virtual_hosts.sort_by(|a, b| a.host.specificity_cmp(&b.host));
+                let has_ai_routes = virtual_hosts.iter().any(|v| {
+                    v.entries.iter().any(|e| {
+                        e.rule
+                            .backends
+                            .iter()
+                            .any(|b| matches!(b.target, crate::ir::BackendTarget::Ai(_)))
+                    })
+                });
                 Arc::new(ListenerIr {
+                    ai: ai.listener(&l.gateway_ns, &l.gateway_name, has_ai_routes),
                     gateway: l.gateway,
                     name: l.name,
                     hostname: l.hostname,

@@ -4,6 +4,7 @@
 //! HTTPRoute to the listeners it may attach to; compile its rules (matches, filters, backends);
 //! sort each virtual host's entries by Gateway API precedence.
 
+mod ai;
 mod backends;
 mod filters;
 mod gateways;
@@ -48,15 +49,18 @@ pub fn compile(
     let idx = index::Index::new(set, &mut diags);
     let mut clusters = backends::Clusters::default();
     clusters.check_backends(&idx, &mut diags);
+    clusters.ai = ai::build(&idx, &mut clusters, &mut diags);
     let mut sockets = gateways::build_sockets(&idx, options, &mut diags);
     routes::attach_routes(&idx, &mut sockets, &mut clusters, &mut diags);
-    let sockets = gateways::finish(sockets, &mut diags);
+    let sockets = gateways::finish(sockets, &clusters.ai, &mut diags);
+    let ai_backends = clusters.ai.list.clone();
     if diags.has_errors() {
         return Err(Rejected { diagnostics: diags });
     }
     Ok(Snapshot {
         sockets,
         clusters: clusters.into_vec(),
+        ai_backends,
         warnings: diags.warnings,
         redacted_objects: redact::objects_json(set),
     })

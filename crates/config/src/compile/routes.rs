@@ -306,6 +306,14 @@ fn compile_rule(
             filters,
         });
     }
+    let is_ai =
+        |b: &crate::ir::WeightedBackend| matches!(b.target, crate::ir::BackendTarget::Ai(_));
+    if backends.iter().any(is_ai) && !backends.iter().all(is_ai) {
+        diags.error(route.error(
+            format!("{field}.backendRefs"),
+            "mixes AIBackends with other backends; a rule sends either AI traffic or plain HTTP",
+        ));
+    }
     let total_weight = backends.iter().map(|b| b.weight).sum();
     let timeouts = compile_timeouts(route, &field, rule, diags);
     let retry = compile_retry(route, &field, rule, diags);
@@ -322,6 +330,7 @@ fn compile_rule(
             total_weight,
             timeouts,
             retry,
+            ai: clusters.ai.route(route.namespace(), route.name()),
         }),
         matches,
     })

@@ -46,6 +46,7 @@ impl Snapshot {
                                             .map(|b| match &b.target {
                                                 BackendTarget::Cluster(c) => json!({"cluster": &*c.name, "weight": b.weight}),
                                                 BackendTarget::Invalid(why) => json!({"invalid": &**why, "weight": b.weight}),
+                                                BackendTarget::Ai(a) => json!({"aiBackend": &*a.name, "provider": a.provider.otel_name(), "region": a.region.as_deref(), "priority": a.priority, "weight": b.weight}),
                                             })
                                             .collect();
                                         let filters: Vec<&str> = e.rule.filters.iter().map(filter_name).collect();

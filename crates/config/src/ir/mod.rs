@@ -2,6 +2,7 @@
 //! swapped whole. Nothing here refers back to the objects; strings the hot path compares are
 //! pre-lowercased, regexes pre-compiled, references pre-resolved.
 
+mod ai;
 mod describe;
 mod host;
 mod route;
@@ -10,6 +11,7 @@ mod upstream;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use ai::*;
 pub use host::HostPattern;
 pub use route::*;
 pub use upstream::*;
@@ -23,6 +25,8 @@ pub struct Snapshot {
     pub sockets: Vec<Arc<SocketIr>>,
     /// Every upstream cluster referenced by a route, indexed by `Cluster::id`.
     pub clusters: Vec<Arc<Cluster>>,
+    /// Every `AIBackend`, indexed by `AiBackend::id`.
+    pub ai_backends: Vec<Arc<AiBackend>>,
     /// Non-fatal findings (unknown kinds, routes that attach to nothing, ...).
     pub warnings: Vec<ConfigError>,
     /// The objects as JSON with secret payloads removed, for the admin server's `/config`.
@@ -56,6 +60,9 @@ pub struct ListenerIr {
     pub hostname: HostPattern,
     pub port: u16,
     pub https: bool,
+    /// Set when the Gateway serves AI traffic (an `AIPolicy` targets it, or a route attached to
+    /// it sends to an `AIBackend`): inference requests are then parsed before routing.
+    pub ai: Option<Arc<AiListener>>,
     /// Most specific host first (exact, then longer wildcards, then any).
     pub virtual_hosts: Vec<VirtualHost>,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 
-use super::Cluster;
+use super::{AiBackend, AiRouteSettings, Cluster};
 
 /// One `matches[]` entry of a rule, bound to its rule. A virtual host's entries are sorted by
 /// Gateway API precedence, so the first entry that matches a request wins.
@@ -74,6 +74,8 @@ pub struct RuleIr {
     pub total_weight: u32,
     pub timeouts: Timeouts,
     pub retry: Option<RetryPolicy>,
+    /// The route's `AIPolicy` settings, overriding the Gateway's for this rule.
+    pub ai: Option<Arc<AiRouteSettings>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -102,6 +104,8 @@ pub struct WeightedBackend {
 #[derive(Debug)]
 pub enum BackendTarget {
     Cluster(Arc<Cluster>),
+    /// An `AIBackend`: the request goes through the AI path (translation, credentials, failover).
+    Ai(Arc<AiBackend>),
     /// A reference that could not be resolved: requests sent here get 500 (the spec's
     /// behaviour), and the reason is logged.
     Invalid(Arc<str>),

@@ -1,6 +1,7 @@
 //! The Kubernetes-shaped objects Sluice consumes, typed with the standards' exact field names.
 //! Unknown fields are errors; unknown kinds are warnings (later features add kinds).
 
+pub mod ai;
 pub mod backend;
 pub mod core;
 pub mod gateway;
@@ -82,6 +83,8 @@ pub struct ObjectSet {
     pub config_maps: Vec<Object<core::ConfigMapBody>>,
     pub namespaces: Vec<Object<()>>,
     pub backends: Vec<Object<backend::BackendSpec>>,
+    pub ai_backends: Vec<Object<ai::AiBackendSpec>>,
+    pub ai_policies: Vec<Object<ai::AiPolicySpec>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -170,6 +173,12 @@ impl ObjectSet {
             }
             (GATEWAY_GROUP, "Backend") if version == "v1alpha1" => {
                 ctx.spec("Backend", &mut self.backends, diags)
+            }
+            (ai::SLUICE_GROUP, "AIBackend") if version == "v1alpha1" => {
+                ctx.spec("AIBackend", &mut self.ai_backends, diags)
+            }
+            (ai::SLUICE_GROUP, "AIPolicy") if version == "v1alpha1" => {
+                ctx.spec("AIPolicy", &mut self.ai_policies, diags)
             }
             ("", "Service") => ctx.spec("Service", &mut self.services, diags),
             ("discovery.k8s.io", "EndpointSlice") => {

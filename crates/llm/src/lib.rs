@@ -31,12 +31,17 @@ pub mod anthropic;
 pub mod api;
 pub mod bedrock;
 pub mod error;
+pub mod errors;
 pub mod gemini;
 pub mod hub;
 pub mod mock;
+pub mod plan;
 pub mod provider;
+pub mod request;
+pub mod respond;
 pub mod secret;
 pub mod sse;
+pub mod stream;
 pub mod usage;
 
 pub use api::{Dialect, Operation};

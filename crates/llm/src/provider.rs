@@ -58,11 +58,7 @@ pub enum Credential {
     /// (Anthropic), `x-goog-api-key` (Gemini API).
     ApiKey(Secret),
     /// AWS keys for SigV4 (Bedrock).
-    Aws {
-        access_key_id: Secret,
-        secret_access_key: Secret,
-        session_token: Option<Secret>,
-    },
+    Aws(crate::bedrock::sigv4::Credentials),
     /// A Google service-account key file (JSON), exchanged for access tokens (Vertex AI).
     ServiceAccount(Secret),
 }

@@ -406,11 +406,11 @@ fn credential(
                     "AWS credentials need an access key id and a secret access key".into(),
                 );
             };
-            Some(Credential::Aws {
-                access_key_id: Secret::new(id),
+            Some(Credential::Aws(sluice_llm::bedrock::sigv4::Credentials {
+                access_key_id: id,
                 secret_access_key: Secret::new(key),
                 session_token: values.get(2).cloned().flatten().map(Secret::new),
-            })
+            }))
         }
         ProviderKind::Vertex { .. } => {
             let text = values.into_iter().next().flatten().unwrap_or_default();

@@ -20,6 +20,7 @@ use crate::ir::Snapshot;
 use crate::objects::ObjectSet;
 
 pub use index::CONTROLLER_NAME;
+pub use tls::public_client_tls;
 
 /// Process-level settings that shape compilation.
 #[derive(Debug, Clone)]

@@ -214,3 +214,18 @@ pub(crate) fn digest(parts: &[&[u8]]) -> u64 {
     }
     h
 }
+
+/// TLS to a public endpoint named by a credential (e.g. an OAuth token URI): webpki roots, the
+/// host as SNI, HTTP/1.1.
+pub fn public_client_tls(host: &str) -> Result<crate::ir::UpstreamTls, String> {
+    let config = client_config(&ClientTlsSettings {
+        ca_pem: None,
+        insecure_skip_verify: false,
+        client_cert: None,
+        alpn: vec![b"http/1.1".to_vec()],
+    })?;
+    Ok(crate::ir::UpstreamTls {
+        config,
+        server_name: server_name(host)?,
+    })
+}

@@ -25,8 +25,8 @@ pub fn hub_request_from_messages(req: &Value) -> Result<Value, TranslateError> {
         .and_then(Value::as_u64)
         .ok_or_else(|| missing("max_tokens"))?;
     let mut hub_messages = Vec::new();
-    if let Some(system) = req.get("system").filter(|s| !s.is_null()) {
-        hub_messages.push(system_message(system)?);
+    if let Some(system) = req.get("system") {
+        hub_messages.extend(system_message(system)?);
     }
     for (i, m) in messages.iter().enumerate() {
         let translated = hub_messages_for(m).map_err(|e| locate(e, i))?;
@@ -42,7 +42,7 @@ pub fn hub_request_from_messages(req: &Value) -> Result<Value, TranslateError> {
 }
 
 fn missing(field: &str) -> TranslateError {
-    request_error(format!("`{field}` is required"))
+    request_error(format!("`{field}` is missing or of the wrong type"))
 }
 
 /// Adds the message's position to a request error.
@@ -53,9 +53,13 @@ fn locate(e: TranslateError, i: usize) -> TranslateError {
     }
 }
 
-/// `system` (a string, or text blocks) → the hub system message; several blocks stay parts.
-fn system_message(system: &Value) -> Result<Value, TranslateError> {
+/// `system` (a string, or text blocks) → the hub system message; several blocks stay parts. An
+/// empty prompt adds no message.
+fn system_message(system: &Value) -> Result<Option<Value>, TranslateError> {
     let content = match system {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.is_empty() => return Ok(None),
+        Value::Array(blocks) if blocks.is_empty() => return Ok(None),
         Value::String(s) => Value::String(s.clone()),
         Value::Array(blocks) => {
             let parts: Vec<Value> = blocks
@@ -70,15 +74,15 @@ fn system_message(system: &Value) -> Result<Value, TranslateError> {
             ))
         }
     };
-    Ok(json!({"role": "system", "content": content}))
+    Ok(Some(json!({"role": "system", "content": content})))
 }
 
 /// Hub content from parts: a lone text part as a plain string, the form every provider accepts.
 fn single_text_as_string(mut parts: Vec<Value>) -> Value {
-    if parts.len() == 1 && str_at(&parts[0], "type") == Some("text") {
-        return parts[0]["text"].take();
+    match parts.as_mut_slice() {
+        [only] if str_at(only, "type") == Some("text") => only["text"].take(),
+        _ => Value::Array(parts),
     }
-    Value::Array(parts)
 }
 
 /// One Anthropic message → one or more hub messages.

@@ -236,3 +236,20 @@ fn invalid_and_unsupported_content() {
     }));
     assert!(matches!(bad_choice, Err(TranslateError::Request(_))));
 }
+
+#[test]
+fn empty_system_prompt_adds_no_message() {
+    for system in [json!(""), json!([]), Value::Null] {
+        let hub = hub_request_from_messages(&json!({
+            "model": "m", "max_tokens": 5, "system": system,
+            "messages": [{"role": "user", "content": "x"}]
+        }))
+        .unwrap();
+        assert_eq!(hub["messages"], json!([{"role": "user", "content": "x"}]));
+    }
+    let bad = json!({"model": "m", "max_tokens": 5, "system": 3, "messages": []});
+    assert!(matches!(
+        hub_request_from_messages(&bad),
+        Err(TranslateError::Request(_))
+    ));
+}

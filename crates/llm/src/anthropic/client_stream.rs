@@ -24,10 +24,17 @@ pub struct HubToAnthropicStream {
     open: Option<Open>,
     /// Index of the next block to open.
     next_block: usize,
-    /// Hub tool call index → Anthropic block index, for every tool call seen.
-    tool_blocks: Vec<(u64, usize)>,
+    /// Every tool call seen: its hub index, its id, and its Anthropic block index.
+    tool_blocks: Vec<ToolBlock>,
     /// The hub finish reason, held until `finish` writes the `message_delta`.
     finish_reason: Option<String>,
+}
+
+#[derive(Debug)]
+struct ToolBlock {
+    hub_index: u64,
+    id: String,
+    block: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +67,7 @@ impl HubToAnthropicStream {
 
     /// The events for one hub chunk. The first chunk also opens the message; usage-only chunks
     /// (`choices: []`) yield nothing, their numbers arrive through [`finish`](Self::finish).
-    pub fn on_chunk(&mut self, chunk: &Value) -> Vec<Event> {
+    pub fn on_chunk(&mut self, chunk: &Value) -> Vec<(&'static str, Value)> {
         let mut out = Vec::new();
         if self.finished {
             return out;
@@ -89,7 +96,7 @@ impl HubToAnthropicStream {
 
     /// Closes the stream: closes the open block, then `message_delta` (stop reason and the final
     /// usage) and `message_stop`. A stream that produced no chunk still gets a whole message.
-    pub fn finish(&mut self, usage: &Usage) -> Vec<Event> {
+    pub fn finish(&mut self, usage: &Usage) -> Vec<(&'static str, Value)> {
         let mut out = Vec::new();
         if self.finished {
             return out;
@@ -113,7 +120,7 @@ impl HubToAnthropicStream {
     }
 
     /// An `error` event, for a failure after the stream began (the status line is already sent).
-    pub fn error_event(kind: &str, message: &str) -> Event {
+    pub fn error_event(kind: &str, message: &str) -> (&'static str, Value) {
         ("error", error_body(kind, message))
     }
 
@@ -151,30 +158,31 @@ impl HubToAnthropicStream {
         ));
     }
 
-    /// A tool call delta. The first delta of a call (a new index) opens its `tool_use` block;
-    /// argument pieces go to that call's block. A call without an index is placed by position.
+    /// A tool call delta. The first delta of a call opens its `tool_use` block; argument pieces
+    /// go to that call's block. A call without an index is placed by position.
     fn tool_call(&mut self, call: &Value, position: usize, out: &mut Vec<Event>) {
         let hub_index = call
             .get("index")
             .and_then(Value::as_u64)
             .unwrap_or(position as u64);
-        let known = self
-            .tool_blocks
-            .iter()
-            .find(|(h, _)| *h == hub_index)
-            .map(|(_, b)| *b);
-        let block = match known {
+        let id = str_at(call, "id").unwrap_or("");
+        let block = match self.known_block(hub_index, id) {
             Some(b) => b,
             None => {
                 let start = json!({
                     "type": "tool_use",
-                    "id": str_at(call, "id").unwrap_or(""),
+                    "id": id,
                     "name": call.pointer("/function/name").and_then(Value::as_str).unwrap_or(""),
                     "input": {},
                 });
-                let b = self.open_block(Open::Tool, start, out);
-                self.tool_blocks.push((hub_index, b));
-                b
+                let block = self.open_block(Open::Tool, start, out);
+                let id = id.to_string();
+                self.tool_blocks.push(ToolBlock {
+                    hub_index,
+                    id,
+                    block,
+                });
+                block
             }
         };
         let arguments = call.pointer("/function/arguments").and_then(Value::as_str);
@@ -186,6 +194,19 @@ impl HubToAnthropicStream {
                 json!({"type": "input_json_delta", "partial_json": piece}),
             ));
         }
+    }
+
+    /// The block of an already started call: the latest one with this index, unless the delta
+    /// names a different id. Some OpenAI-compatible servers give every call index 0 and tell
+    /// calls apart only by id; a new id is then a new call.
+    fn known_block(&self, hub_index: u64, id: &str) -> Option<usize> {
+        let latest = self
+            .tool_blocks
+            .iter()
+            .rev()
+            .find(|t| t.hub_index == hub_index)?;
+        let same_call = id.is_empty() || latest.id.is_empty() || latest.id == id;
+        same_call.then_some(latest.block)
     }
 
     /// Closes the open block and opens a new one of `kind`; returns its index.

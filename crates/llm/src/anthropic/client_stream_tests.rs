@@ -273,3 +273,59 @@ fn error_event_shape() {
         )
     );
 }
+
+#[test]
+fn calls_sharing_index_zero_are_told_apart_by_id() {
+    let mut s = HubToAnthropicStream::new("m");
+    let whole = |id: &str, name: &str, args: &str| {
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": args}}]}),
+            None,
+        )
+    };
+    let events = run(
+        &mut s,
+        &[
+            whole("call_a", "f", "{\"n\":1}"),
+            // A continuation without an id belongs to the latest call with that index.
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": ""}}]}),
+                None,
+            ),
+            whole("call_b", "g", "{\"n\":2}"),
+        ],
+        &Usage::default(),
+    );
+    let starts: Vec<&Value> = events
+        .iter()
+        .filter(|(n, _)| *n == "content_block_start")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(
+        (
+            starts[0]["index"].clone(),
+            starts[0]["content_block"]["id"].clone()
+        ),
+        (json!(0), json!("call_a"))
+    );
+    assert_eq!(
+        (
+            starts[1]["index"].clone(),
+            starts[1]["content_block"]["id"].clone()
+        ),
+        (json!(1), json!("call_b"))
+    );
+    let pieces: Vec<(Value, Value)> = events
+        .iter()
+        .filter(|(n, _)| *n == "content_block_delta")
+        .map(|(_, d)| (d["index"].clone(), d["delta"]["partial_json"].clone()))
+        .collect();
+    assert_eq!(
+        pieces,
+        vec![
+            (json!(0), json!("{\"n\":1}")),
+            (json!(1), json!("{\"n\":2}"))
+        ]
+    );
+}

@@ -96,25 +96,21 @@ fn convert_key(
             }
         }
         "type" => convert_type(value, out),
-        "enum" => {
-            // Gemini's enums are lists of strings; a numeric enum would be refused, so it is
-            // dropped and the type alone constrains the value.
+        // Gemini's enums are lists of strings; a numeric enum would be refused, so it is dropped
+        // (falls through to the last arm) and the type alone constrains the value.
+        "enum"
             if value
                 .as_array()
-                .is_some_and(|a| a.iter().all(Value::is_string))
-            {
-                out.insert(key.to_string(), value.clone());
-            }
+                .is_some_and(|a| a.iter().all(Value::is_string)) =>
+        {
+            out.insert(key.to_string(), value.clone());
         }
-        "const" => {
-            if value.is_string() && !out.contains_key("enum") {
-                out.insert("enum".to_string(), json!([value]));
-            }
+        "const" if value.is_string() && !out.contains_key("enum") => {
+            out.insert("enum".to_string(), json!([value]));
         }
-        "format" => {
-            if value.as_str().is_some_and(|f| FORMATS.contains(&f)) {
-                out.insert(key.to_string(), value.clone());
-            }
+        // Other formats (`uri`, `email`, …) are refused by Gemini: dropped the same way.
+        "format" if value.as_str().is_some_and(|f| FORMATS.contains(&f)) => {
+            out.insert(key.to_string(), value.clone());
         }
         _ if PLAIN_KEYS.contains(&key) => {
             out.insert(key.to_string(), value.clone());

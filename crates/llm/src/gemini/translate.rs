@@ -818,3 +818,7 @@ fn request_error(message: impl Into<String>) -> TranslateError {
 fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "translate_tests.rs"]
+mod tests;

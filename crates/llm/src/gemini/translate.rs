@@ -7,11 +7,17 @@
 //! up on the way back); and thinking models attach an opaque `thoughtSignature` to function calls
 //! that must be sent back with them on the next turn (Gemini 3 refuses a request without it).
 //! The hub has nowhere to keep that signature except the one field a client hands back verbatim,
-//! the tool call id: see [`call_id`].
+//! the tool call id. So tool call ids are `call_<n>` (the call's position in the response), or
+//! `call_<n>_ts_<signature as unpadded base64url>` when the call was signed; such an id coming back
+//! in an assistant message restores the signature on its `functionCall`.
 
 use std::collections::HashMap;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::alphabet;
+use base64::engine::general_purpose::{
+    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
+};
+use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use ring::rand::SecureRandom;
 use serde_json::{json, Map, Value};
@@ -44,11 +50,14 @@ pub fn generate_request(hub: &Value) -> Result<Value, TranslateError> {
     if !system.is_empty() {
         out.insert("systemInstruction".into(), json!({ "parts": system }));
     }
+    // tool_choice is checked even without tools, but only sent with them: it means nothing
+    // alone, and Gemini may refuse a calling config with no functions declared.
+    let tool_config = tool_config(hub)?;
     if let Some(tools) = tools(hub)? {
         out.insert("tools".into(), tools);
-    }
-    if let Some(tool_config) = tool_config(hub)? {
-        out.insert("toolConfig".into(), tool_config);
+        if let Some(tool_config) = tool_config {
+            out.insert("toolConfig".into(), tool_config);
+        }
     }
     let generation_config = generation_config(hub)?;
     if !generation_config.is_empty() {
@@ -359,7 +368,13 @@ fn tool_config(hub: &Value) -> Result<Option<Value>, TranslateError> {
                 .get("function")
                 .and_then(|f| f.get("name"))
                 .and_then(Value::as_str)
-                .filter(|_| choice.get("type").and_then(Value::as_str) == Some("function"))
+                .filter(|_| {
+                    // `type` is required by OpenAI, but its absence is no ambiguity.
+                    matches!(
+                        choice.get("type").and_then(Value::as_str),
+                        None | Some("function")
+                    )
+                })
                 .ok_or_else(|| {
                     TranslateError::Unsupported("tool_choice other than a named function".into())
                 })?;
@@ -457,6 +472,13 @@ fn add_response_format(
 // Tool call ids and thought signatures
 // ---------------------------------------------------------------------------------------------
 
+/// Reads a thought signature whether or not Gemini padded its base64, so a change there cannot
+/// silently drop signatures.
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// Separates the call index from the thought signature in a tool call id.
 const SIGNATURE_MARK: &str = "_ts_";
 
@@ -468,7 +490,7 @@ const SIGNATURE_MARK: &str = "_ts_";
 /// signature is re-encoded as unpadded base64url so the id stays within `[A-Za-z0-9_-]`, which
 /// every client accepts (Anthropic's tool ids must match it).
 fn call_id(index: usize, signature: Option<&str>) -> String {
-    match signature.and_then(|s| STANDARD.decode(s).ok()) {
+    match signature.and_then(|s| LENIENT_BASE64.decode(s).ok()) {
         Some(bytes) if !bytes.is_empty() => {
             format!(
                 "call_{index}{SIGNATURE_MARK}{}",

@@ -201,6 +201,14 @@ fn tool_choice_modes() {
         json!({"functionCallingConfig": {"mode": "ANY"}})
     );
     assert_eq!(config(Value::Null), Value::Null);
+    assert_eq!(
+        config(json!({"function": {"name": "get_weather"}})),
+        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}})
+    );
+    // Without tools there is nothing to configure.
+    let body =
+        request(json!({"messages": [{"role": "user", "content": "x"}], "tool_choice": "none"}));
+    assert_eq!(body.get("toolConfig"), None);
     let bad = |choice: Value| {
         generate_request(&json!({"messages": [{"role": "user", "content": "x"}],
                                  "tool_choice": choice}))
@@ -501,6 +509,13 @@ fn thought_signatures_ride_in_tool_call_ids() {
         body["contents"][2]["parts"][0]["functionResponse"]["name"],
         "get_weather"
     );
+    // An unpadded signature comes back padded: the same bytes.
+    let id = call_id(0, Some("CiQBcsjafE1x"));
+    assert_eq!(signature_from_call_id(&id).as_deref(), Some("CiQBcsjafE1x"));
+    let id = call_id(0, Some("CiQBcsjafE0"));
+    assert_eq!(signature_from_call_id(&id).as_deref(), Some("CiQBcsjafE0="));
+    // Not base64 at all: the call keeps a plain id rather than failing.
+    assert_eq!(call_id(3, Some("not base64!")), "call_3");
     // Ids of other origins never grow a signature.
     assert_eq!(signature_from_call_id("call_abc_ts_AAAA"), None);
     assert_eq!(signature_from_call_id("toolu_01_ts_AAAA"), None);

@@ -164,9 +164,9 @@ fn path(kind: &ProviderKind, op: Operation, model: &str, stream: bool) -> String
         },
         ProviderKind::Bedrock { .. } => bedrock::converse_path(model, stream),
         ProviderKind::Vertex { project, location } => {
-            gemini::vertex_path(project, location, model, stream)
+            gemini::endpoints::vertex_path(project, location, model, stream)
         }
-        ProviderKind::Gemini => gemini::gemini_api_path(model, stream),
+        ProviderKind::Gemini => gemini::endpoints::gemini_api_path(model, stream),
         ProviderKind::Mock(_) => op_path(op).into(),
     }
 }

@@ -1,1 +1,4 @@
-//! AWS Bedrock Converse ↔ hub. (Being written.)
+//! AWS Bedrock: the Converse API ↔ hub translation, and the AWS machinery it needs without the
+//! AWS SDK: event-stream framing for streamed responses and Signature Version 4 request signing.
+
+pub mod eventstream;

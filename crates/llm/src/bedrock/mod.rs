@@ -2,3 +2,4 @@
 //! AWS SDK: event-stream framing for streamed responses and Signature Version 4 request signing.
 
 pub mod eventstream;
+pub mod sigv4;

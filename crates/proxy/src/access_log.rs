@@ -57,6 +57,34 @@ pub struct Record {
     pub reason: Option<&'static str>,
     /// False when the response body did not complete (client gone, upstream reset).
     pub complete: bool,
+    /// Inference facts, for requests that took the AI path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiRecord>,
+}
+
+/// What an AI request used and where it was served. Never holds credentials or content.
+#[derive(Debug, Serialize)]
+pub struct AiRecord {
+    pub operation: &'static str,
+    pub provider: &'static str,
+    pub backend: Option<Arc<str>>,
+    pub region: Option<Arc<str>>,
+    pub request_model: String,
+    pub response_model: Option<String>,
+    pub stream: bool,
+    pub attempts: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub total_tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub time_to_first_token_ms: Option<f64>,
+    pub gateway_overhead_ms: f64,
+    pub completed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Clone)]

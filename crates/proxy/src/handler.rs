@@ -18,9 +18,12 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use sluice_llm::Dialect;
 use sluice_config::ir::{BackendTarget, Filter, HeaderModifier, Mirror, Redirect, Rewrite, RuleIr};
 
 use crate::access_log::Record;
+use crate::ai::tally::{lock, SharedTally};
+use crate::ai::{self, AiError, Intake, ServeAi};
 use crate::body::{self, Body, Deadline, Metered};
 use crate::filters::{modify_headers, redirect, rewrite_path, RedirectContext};
 use crate::headers::{append_forwarded, strip_hop_by_hop};
@@ -54,6 +57,30 @@ struct Exchange {
     attempt_started: Option<Instant>,
     reason: Option<&'static str>,
     bytes_in: Arc<AtomicU64>,
+    /// Set for inference API requests on AI listeners: errors answer in this dialect.
+    dialect: Option<Dialect>,
+    /// The requested model, for messages.
+    model: Option<String>,
+    /// AI facts for metrics and the access log, when the request went the AI path.
+    ai: Option<SharedTally>,
+}
+
+/// Why the gateway answered a request itself.
+enum Reply {
+    Local(LocalReply),
+    Ai(AiError),
+}
+
+impl From<LocalReply> for Reply {
+    fn from(r: LocalReply) -> Reply {
+        Reply::Local(r)
+    }
+}
+
+impl From<AiError> for Reply {
+    fn from(e: AiError) -> Reply {
+        Reply::Ai(e)
+    }
 }
 
 impl Proxy {
@@ -97,12 +124,22 @@ impl Proxy {
             attempt_started: None,
             reason: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
+            dialect: None,
+            model: None,
+            ai: None,
         };
         let resp = match self.forward(&rt, &conn, req, &mut x).await {
             Ok(resp) => resp,
-            Err(reply) => {
+            Err(Reply::Local(reply)) => {
                 x.reason = Some(reply.reason());
-                reply.response()
+                match x.dialect {
+                    Some(d) => AiError::from_local(reply, x.model.as_deref()).response(d),
+                    None => reply.response(),
+                }
+            }
+            Err(Reply::Ai(e)) => {
+                x.reason = Some(e.code);
+                e.response(x.dialect.unwrap_or(Dialect::OpenAI))
             }
         };
         self.finish(conn, x, resp)
@@ -112,9 +149,10 @@ impl Proxy {
         &self,
         rt: &Runtime,
         conn: &ConnInfo,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         x: &mut Exchange,
-    ) -> Result<Response<Body>, LocalReply> {
+    ) -> Result<Response<Body>, Reply> {
+        let mut req = req.map(body::boxed);
         let host = request_host(&req);
         if self.access_log.enabled() {
             x.host = host.clone();
@@ -126,12 +164,28 @@ impl Proxy {
             if sni != host {
                 let by_sni = socket.listener_for(sni).map(Arc::as_ptr);
                 if by_sni.is_some() && by_sni != socket.listener_for(&host).map(Arc::as_ptr) {
-                    return Err(LocalReply::Misdirected);
+                    return Err(LocalReply::Misdirected.into());
                 }
             }
         }
         if let routing::Normalized::Changed(uri) = routing::normalized_uri(req.uri()) {
             *req.uri_mut() = uri;
+        }
+        // AI listeners: inference requests are read and parsed before routing, so routes can
+        // match on the model. A client's own model header is never trusted.
+        let mut intake: Option<Intake> = None;
+        let mut buffered: Option<Bytes> = None;
+        if let Some(settings) = socket.listener_for(&host).and_then(|l| l.ai.clone()) {
+            req.headers_mut().remove(ai::MODEL_HEADER);
+            if let Some(op) = ai::operation(req.method(), req.uri().path()) {
+                x.dialect = Some(op.dialect());
+                let (mut parts, incoming) = req.into_parts();
+                let (taken, bytes) = ai::intake(op, &settings, &mut parts.headers, incoming).await?;
+                x.model = taken.request.as_ref().map(|r| r.model.clone());
+                intake = Some(taken);
+                buffered = Some(bytes.clone());
+                req = Request::from_parts(parts, body::full(bytes));
+            }
         }
         let view = RequestView {
             host: &host,
@@ -147,7 +201,7 @@ impl Proxy {
         x.route = rule.route.clone();
         let prefix = routing::matched_prefix(&hit.entry.matcher);
 
-        let redirect_to = |r: &sluice_config::ir::Redirect, req: &Request<Incoming>| {
+        let redirect_to = |r: &sluice_config::ir::Redirect, req: &Request<Body>| {
             let ctx = RedirectContext {
                 https: conn.https,
                 host: &host,
@@ -163,6 +217,42 @@ impl Proxy {
         if let Some(r) = applied.apply(&rule.filters, req.headers_mut()) {
             return Ok(redirect_to(r, &req));
         }
+        if rule
+            .backends
+            .iter()
+            .any(|b| matches!(b.target, BackendTarget::Ai(_)))
+        {
+            let Some(intake) = intake else {
+                return Err(AiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_url",
+                    format!("{} {} is not an inference API this gateway serves", req.method(), req.uri().path()),
+                )
+                .into());
+            };
+            let dialect = x.dialect.unwrap_or(Dialect::OpenAI);
+            x.dialect = Some(dialect);
+            let tally = SharedTally::default();
+            x.ai = Some(tally.clone());
+            let mut resp = self
+                .serve_ai(ServeAi {
+                    rt,
+                    listener: hit.listener,
+                    rule,
+                    intake,
+                    client_headers: req.headers(),
+                    request_id: &x.request_id,
+                    started: x.started,
+                    tally,
+                })
+                .await?;
+            for m in &applied.response_mods {
+                modify_headers(resp.headers_mut(), m);
+            }
+            resp.headers_mut().insert(REQUEST_ID, x.request_id.clone());
+            return Ok(resp);
+        }
+        let _ = &buffered;
         let backend = pick_backend(rule).ok_or(LocalReply::InvalidBackend)?;
         if let Some(r) = applied.apply(&backend.filters, req.headers_mut()) {
             return Ok(redirect_to(r, &req));
@@ -174,7 +264,9 @@ impl Proxy {
         } = applied;
         let cluster = match &backend.target {
             BackendTarget::Cluster(c) => c,
-            BackendTarget::Invalid(_) => return Err(LocalReply::InvalidBackend),
+            BackendTarget::Invalid(_) | BackendTarget::Ai(_) => {
+                return Err(LocalReply::InvalidBackend.into())
+            }
         };
         x.backend = cluster.name.clone();
         let upstream = rt
@@ -233,12 +325,12 @@ impl Proxy {
         // Only the access log reports bytes in.
         let mut body: Body = if self.access_log.enabled() {
             let bytes_in = x.bytes_in.clone();
-            Metered::new(body::boxed(incoming), move |n, _| {
+            Metered::new(incoming, move |n, _| {
                 bytes_in.store(n, Ordering::Relaxed);
             })
             .boxed()
         } else {
-            body::boxed(incoming)
+            incoming
         };
         if !mirrors.is_empty() {
             body = self.start_mirrors(rt, &mirrors, &parts.method, &path_and_query, &headers, body);
@@ -479,13 +571,22 @@ impl Proxy {
         let metered = Metered::new(body, move |bytes_out, complete| {
             conn.request_done();
             let duration = x.started.elapsed();
+            let ai = x.ai.as_ref().map(|t| {
+                let t = lock(t);
+                (ai::tally::report(&proxy.metrics, &t, duration), t.backend.clone())
+            });
+            let (ai, backend) = match ai {
+                Some((record, Some(b))) => (Some(record), b),
+                Some((record, None)) => (Some(record), x.backend.clone()),
+                None => (None, x.backend.clone()),
+            };
             proxy
                 .metrics
                 .requests
                 .get_or_create(&RequestLabels {
                     gateway: Label(x.gateway.clone()),
                     route: Label(x.route.clone()),
-                    backend: Label(x.backend.clone()),
+                    backend: Label(backend.clone()),
                     status,
                 })
                 .inc();
@@ -513,7 +614,7 @@ impl Proxy {
                     gateway: x.gateway,
                     listener: x.listener,
                     route: x.route,
-                    backend: x.backend,
+                    backend,
                     upstream_address: x.upstream_address,
                     duration_ms: duration.as_secs_f64() * 1000.0,
                     upstream_duration_ms: x.upstream_duration.map(|d| d.as_secs_f64() * 1000.0),
@@ -522,6 +623,7 @@ impl Proxy {
                     client_address: conn.peer,
                     reason: x.reason,
                     complete,
+                    ai,
                 });
             }
         });

@@ -1,6 +1,7 @@
 //! Sluice data plane: listeners, routing, filters, upstream pools, load balancing, retries.
 
 pub mod access_log;
+pub mod ai;
 pub mod body;
 pub mod filters;
 pub mod handler;

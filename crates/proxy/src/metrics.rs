@@ -51,6 +51,99 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// Labels of the OpenTelemetry GenAI metrics (semantic conventions, Prometheus spelling).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GenAiLabels {
+    pub gen_ai_operation_name: &'static str,
+    pub gen_ai_provider_name: &'static str,
+    pub gen_ai_request_model: Label,
+    pub gen_ai_response_model: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub gen_ai_operation_name: &'static str,
+    pub gen_ai_provider_name: &'static str,
+    pub gen_ai_request_model: Label,
+    pub gen_ai_response_model: Label,
+    pub gen_ai_token_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AiBackendLabels {
+    pub backend: Label,
+    pub provider: &'static str,
+    pub region: Label,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AiCostLabels {
+    pub provider: &'static str,
+    pub model: Label,
+    pub region: Label,
+}
+
+/// The GenAI metrics, registered under their OpenTelemetry names.
+pub struct GenAiMetrics {
+    pub token_usage: Family<TokenLabels, Histogram>,
+    pub request_duration: Family<GenAiLabels, Histogram>,
+    pub time_to_first_token: Family<GenAiLabels, Histogram>,
+    pub time_per_output_token: Family<GenAiLabels, Histogram>,
+    /// Total time minus time waiting on providers.
+    pub gateway_overhead: Histogram,
+    pub backend_requests: Family<AiBackendLabels, Counter>,
+    pub cost_usd: Family<AiCostLabels, Counter<f64>>,
+}
+
+type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn token_histogram() -> Histogram {
+    Histogram::new(
+        [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0]
+            .into_iter(),
+    )
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new([0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92].into_iter())
+}
+
+fn ttft_histogram() -> Histogram {
+    Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0].into_iter())
+}
+
+fn tpot_histogram() -> Histogram {
+    Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5].into_iter())
+}
+
+fn overhead_histogram() -> Histogram {
+    Histogram::new([0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1].into_iter())
+}
+
+impl GenAiMetrics {
+    fn register_own(&self, sluice: &mut Registry) {
+        sluice.register("ai_gateway_overhead_seconds", "Time an AI request spent in the gateway: total minus time waiting on providers", self.gateway_overhead.clone());
+        sluice.register("ai_backend_requests", "AI requests by the backend (and region) that served or failed them", self.backend_requests.clone());
+        sluice.register("ai_cost_usd", "Cost of AI requests in USD, from the configured price table", self.cost_usd.clone());
+    }
+
+    fn register_otel(root: &mut Registry) -> GenAiMetrics {
+        let token_usage: HistFamily<TokenLabels> = Family::new_with_constructor(token_histogram);
+        root.register("gen_ai_client_token_usage", "Tokens used per request, by token type (OpenTelemetry gen_ai.client.token.usage)", token_usage.clone());
+        let request_duration: HistFamily<GenAiLabels> = Family::new_with_constructor(request_histogram);
+        root.register("gen_ai_server_request_duration_seconds", "Time to answer an inference request (gen_ai.server.request.duration)", request_duration.clone());
+        let time_to_first_token: HistFamily<GenAiLabels> = Family::new_with_constructor(ttft_histogram);
+        root.register("gen_ai_server_time_to_first_token_seconds", "Time to the first byte of the answer (gen_ai.server.time_to_first_token)", time_to_first_token.clone());
+        let time_per_output_token: HistFamily<GenAiLabels> = Family::new_with_constructor(tpot_histogram);
+        root.register("gen_ai_server_time_per_output_token_seconds", "Time per output token after the first (gen_ai.server.time_per_output_token)", time_per_output_token.clone());
+        let gateway_overhead = overhead_histogram();
+        let backend_requests = Family::<AiBackendLabels, Counter>::default();
+        let cost_usd = Family::<AiCostLabels, Counter<f64>>::default();
+        GenAiMetrics { token_usage, request_duration, time_to_first_token, time_per_output_token, gateway_overhead, backend_requests, cost_usd }
+    }
+}
+
 fn latency_buckets() -> impl Iterator<Item = f64> {
     [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -70,11 +163,16 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
+    pub gen_ai: GenAiMetrics,
 }
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
-        let mut registry = Registry::with_prefix("sluice");
+        // GenAI metrics keep their OpenTelemetry names; the gateway's own carry `sluice_`.
+        let mut root = Registry::default();
+        let gen_ai = GenAiMetrics::register_otel(&mut root);
+        let registry = root.sub_registry_with_prefix("sluice");
+        gen_ai.register_own(registry);
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
@@ -134,7 +232,8 @@ impl Metrics {
             access_log_dropped.clone(),
         );
         Arc::new(Metrics {
-            registry,
+            registry: root,
+            gen_ai,
             requests,
             request_duration,
             upstream_duration,

@@ -24,6 +24,8 @@ pub struct Runtime {
     pub snapshot: Arc<Snapshot>,
     /// Indexed by `Cluster::id`.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// Outlier state of AI backends, indexed by `AiBackend::id`.
+    pub ai_health: Vec<crate::ai::health::Health>,
 }
 
 impl Runtime {
@@ -88,7 +90,10 @@ impl ConnInfo {
 
 pub struct Proxy {
     runtime: ArcSwap<Runtime>,
-    transports: Transports,
+    pub(crate) transports: Transports,
+    /// Monotonic reference for health timestamps.
+    pub(crate) epoch: Instant,
+    pub(crate) vertex_tokens: crate::ai::vertex::TokenCache,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
 }
@@ -103,6 +108,7 @@ impl Proxy {
         let empty = Snapshot {
             sockets: Vec::new(),
             clusters: Vec::new(),
+            ai_backends: Vec::new(),
             warnings: Vec::new(),
             redacted_objects: serde_json::Value::Null,
         };
@@ -111,8 +117,11 @@ impl Proxy {
                 generation: 0,
                 snapshot: Arc::new(empty),
                 upstreams: Vec::new(),
+                ai_health: Vec::new(),
             }),
             transports: Transports::new(pool)?,
+            epoch: Instant::now(),
+            vertex_tokens: Default::default(),
             metrics,
             access_log,
         }))
@@ -130,6 +139,7 @@ impl Proxy {
         let rt = Arc::new(Runtime {
             generation,
             upstreams: self.transports.upstreams(&snapshot.clusters),
+            ai_health: snapshot.ai_backends.iter().map(|_| Default::default()).collect(),
             snapshot,
         });
         self.runtime.store(rt.clone());

@@ -17,6 +17,21 @@ use sluice_proxy::Proxy;
 use tokio::sync::mpsc;
 
 pub const BUILTIN_CONFIG: &str = include_str!("default.yaml");
+const BUILTIN_OPENAI: &str = include_str!("default-openai.yaml");
+const BUILTIN_ANTHROPIC: &str = include_str!("default-anthropic.yaml");
+
+/// The built-in configuration: the mock for every model, plus OpenAI and Anthropic for their
+/// model names when their API key is in the environment.
+pub fn builtin_config() -> String {
+    let mut text = BUILTIN_CONFIG.to_string();
+    for (var, extra) in [("OPENAI_API_KEY", BUILTIN_OPENAI), ("ANTHROPIC_API_KEY", BUILTIN_ANTHROPIC)] {
+        if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
+            text.push_str("\n---\n");
+            text.push_str(extra);
+        }
+    }
+    text
+}
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -28,7 +43,7 @@ pub enum Source {
 impl Source {
     pub fn load(&self, options: &CompileOptions) -> Result<Snapshot, Rejected> {
         let (set, diags) = match self {
-            Source::Builtin => load_str(BUILTIN_NAME, BUILTIN_CONFIG),
+            Source::Builtin => load_str(BUILTIN_NAME, &builtin_config()),
             Source::Path(p) => load_path(p),
         };
         compile(&set, diags, options)

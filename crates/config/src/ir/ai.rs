@@ -30,6 +30,14 @@ pub struct AiBackend {
 }
 
 impl AiBackend {
+    /// Whether this backend serves `model`: no `models` list means any; entries may be globs
+    /// (`*` matches any run of characters, e.g. `gpt-4o*`).
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.is_empty()
+            || self.model_rewrite.contains_key(model)
+            || self.models.iter().any(|m| glob_match(m, model))
+    }
+
     /// The model name this provider gets for a client's `model`.
     pub fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
         self.model_rewrite.get(model).map_or(model, String::as_str)
@@ -113,5 +121,44 @@ impl Price {
             + u.cache_creation as f64 * self.cache_creation
             + u.output as f64 * self.output)
             / 1_000_000.0
+    }
+}
+
+/// `*`-only glob matching (no other metacharacters), iterative with backtracking to the last star.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("gpt-4o*", "gpt-4o-mini"));
+        assert!(glob_match("gpt-4o*", "gpt-4o"));
+        assert!(!glob_match("gpt-4o*", "gpt-4"));
+        assert!(glob_match("claude-*-sonnet*", "claude-3-5-sonnet-latest"));
+        assert!(!glob_match("exact", "exactly"));
+        assert!(glob_match("", ""));
     }
 }

@@ -29,7 +29,8 @@ pub struct AiBackendSpec {
     /// Failover order among a rule's AI backends: lower first. Weights apply within a priority.
     #[serde(default)]
     pub priority: u32,
-    /// Models this backend serves, listed by `GET /v1/models`.
+    /// Models this backend serves (globs with `*` allowed; none = any model). Names without a
+    /// `*` are listed by `GET /v1/models`.
     #[serde(default)]
     pub models: Vec<String>,
     /// Client model name → the name this provider knows it by.

@@ -259,3 +259,31 @@ fn build_client(c: &Cluster, dial: Dial, dns: &Arc<DnsCache>, settings: &PoolSet
         .http2_only(c.protocol == UpstreamProtocol::Http2 && c.tls.is_none());
     b.build(connector)
 }
+
+impl Transports {
+    /// A client for one endpoint named by a credential (e.g. an OAuth token URI): resolved with
+    /// the gateway's DNS cache, TLS with the public roots for `https`.
+    pub fn endpoint_client(&self, uri: &Uri) -> Result<Client, String> {
+        let host = uri.host().ok_or("no host")?.trim_matches(|c| c == '[' || c == ']');
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https {
+            Some(sluice_config::compile::public_client_tls(host)?)
+        } else {
+            None
+        };
+        let dial = match host.parse::<IpAddr>() {
+            Ok(ip) => Dial::Address(SocketAddr::new(ip, port)),
+            Err(_) => Dial::Name(Arc::from(host), port),
+        };
+        let connector = Connector {
+            dial,
+            tls,
+            dns: self.dns.clone(),
+            connect_timeout: self.settings.connect_timeout,
+        };
+        let mut b = HyperClient::builder(TokioExecutor::new());
+        b.pool_timer(TokioTimer::new()).set_host(false);
+        Ok(b.build(connector))
+    }
+}

@@ -37,6 +37,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "doc tests"
 cargo test --workspace --locked --doc
 
+say "end-to-end tests (the official openai and anthropic Python SDKs against the gateway)"
+command -v python3 >/dev/null || die "python3 not found: install Python 3.11+"
+python3 -m pip --version >/dev/null 2>&1 || die "pip not found: install python3-pip"
+python3 -m pip install --quiet --disable-pip-version-check -r e2e/requirements.txt \
+  || die "could not install the Python packages of e2e/requirements.txt"
+cargo build -p sluice --locked
+SLUICE_BIN="$PWD/target/debug/sluice" python3 -m pytest -q e2e || die "end-to-end tests failed"
+
 say "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

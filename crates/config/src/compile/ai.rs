@@ -325,7 +325,12 @@ fn credential(
     }
     let aws = matches!(provider, ProviderKind::Bedrock { .. });
     let fail = |diags: &mut Diagnostics, at: &str, msg: String| {
-        diags.error(b.error(format!("{field}.{at}"), msg));
+        let path = if at.is_empty() {
+            field.to_string()
+        } else {
+            format!("{field}.{at}")
+        };
+        diags.error(b.error(path, msg));
         None
     };
     // Bedrock needs three values; everything else one.
@@ -446,15 +451,15 @@ fn aws_file(text: &str) -> Vec<Option<String>> {
     out
 }
 
-/// The fields a Google service-account key must have; the message names fields, never values.
+/// A Google service-account key must parse and hold a usable private key; the message never
+/// contains the key.
 fn check_service_account(text: &str) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| "not JSON".to_string())?;
-    for field in ["client_email", "private_key"] {
-        if v.get(field).and_then(|x| x.as_str()).is_none() {
-            return Err(format!("missing {field}"));
-        }
-    }
-    Ok(())
+    let sa = sluice_llm::gemini::vertex_auth::ServiceAccount::from_json(text)
+        .map_err(|e| e.to_string())?;
+    // Signing once proves the key is usable now rather than on the first request.
+    sluice_llm::gemini::vertex_auth::jwt_assertion(&sa, "", 0)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn policy(idx: &Index<'_>, p: &Object<AiPolicySpec>, cat: &mut AiCatalog, diags: &mut Diagnostics) {

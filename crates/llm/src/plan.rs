@@ -52,10 +52,12 @@ pub fn plan(
     }
     let wire = kind.wire();
     let client = op.dialect();
-    let translate = match (client, wire) {
-        (Dialect::OpenAI, Wire::OpenAI) | (Dialect::Anthropic, Wire::Anthropic) => false,
-        _ => true,
-    };
+    // Token counting is answered by the mock in its own shape: nothing to translate.
+    let translate = op != Operation::CountTokens
+        && !matches!(
+            (client, wire),
+            (Dialect::OpenAI, Wire::OpenAI) | (Dialect::Anthropic, Wire::Anthropic)
+        );
     let body = if translate {
         let mut hub = hub_request(req)?;
         hub["model"] = json!(upstream_model);
@@ -120,9 +122,7 @@ fn same_dialect_body(req: &InferenceRequest, upstream_model: &str, wire: Wire) -
     let mut body = req.body.clone();
     body.insert("model".into(), json!(upstream_model));
     if needs_usage {
-        let options = body
-            .entry("stream_options")
-            .or_insert_with(|| json!({}));
+        let options = body.entry("stream_options").or_insert_with(|| json!({}));
         if let Value::Object(o) = options {
             o.insert("include_usage".into(), json!(true));
         } else {
@@ -195,8 +195,9 @@ pub fn authorize(
     access_token: Option<&Secret>,
 ) -> Result<(), TranslateError> {
     let value = |s: &str| {
-        let mut v = HeaderValue::from_str(s)
-            .map_err(|_| TranslateError::Request("credential is not a valid header value".into()))?;
+        let mut v = HeaderValue::from_str(s).map_err(|_| {
+            TranslateError::Request("credential is not a valid header value".into())
+        })?;
         v.set_sensitive(true);
         Ok::<_, TranslateError>(v)
     };
@@ -226,13 +227,22 @@ pub fn authorize(
                 "bedrock",
                 now,
             )
-            .map_err(|e| TranslateError::Request(format!("cannot sign the Bedrock request: {e}")))?;
+            .map_err(|e| {
+                TranslateError::Request(format!("cannot sign the Bedrock request: {e}"))
+            })?;
         }
         (_, Credential::ApiKey(key)) => {
             let (name, v) = match kind {
-                ProviderKind::Azure { .. } => (HeaderName::from_static("api-key"), value(key.expose())?),
-                ProviderKind::Anthropic { .. } => (HeaderName::from_static("x-api-key"), value(key.expose())?),
-                ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), value(key.expose())?),
+                ProviderKind::Azure { .. } => {
+                    (HeaderName::from_static("api-key"), value(key.expose())?)
+                }
+                ProviderKind::Anthropic { .. } => {
+                    (HeaderName::from_static("x-api-key"), value(key.expose())?)
+                }
+                ProviderKind::Gemini => (
+                    HeaderName::from_static("x-goog-api-key"),
+                    value(key.expose())?,
+                ),
                 _ => (AUTHORIZATION, value(&format!("Bearer {}", key.expose()))?),
             };
             call.headers.insert(name, v);

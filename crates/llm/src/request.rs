@@ -98,7 +98,9 @@ mod tests {
 
     #[test]
     fn parses_model_and_stream_and_keeps_bytes() {
-        let raw = Bytes::from_static(br#"{"model":"gpt-4o","stream":true,"x-future":{"a":1},"messages":[]}"#);
+        let raw = Bytes::from_static(
+            br#"{"model":"gpt-4o","stream":true,"x-future":{"a":1},"messages":[]}"#,
+        );
         let r = InferenceRequest::parse(Operation::ChatCompletions, raw.clone()).unwrap();
         assert_eq!(r.model, "gpt-4o");
         assert!(r.stream);
@@ -112,17 +114,27 @@ mod tests {
 
     #[test]
     fn rejects_bad_bodies() {
-        let p = |s: &'static str| InferenceRequest::parse(Operation::ChatCompletions, Bytes::from_static(s.as_bytes())).err();
+        let p = |s: &'static str| {
+            InferenceRequest::parse(Operation::ChatCompletions, Bytes::from_static(s.as_bytes()))
+                .err()
+        };
         assert!(matches!(p("{"), Some(RequestError::Json(_))));
         assert_eq!(p("[]"), Some(RequestError::NotObject));
         assert_eq!(p(r#"{"messages":[]}"#), Some(RequestError::MissingModel));
         assert_eq!(p(r#"{"model":""}"#), Some(RequestError::MissingModel));
-        assert_eq!(p(r#"{"model":"m","stream":"yes"}"#), Some(RequestError::BadStream));
+        assert_eq!(
+            p(r#"{"model":"m","stream":"yes"}"#),
+            Some(RequestError::BadStream)
+        );
     }
 
     #[test]
     fn embeddings_never_stream() {
-        let r = InferenceRequest::parse(Operation::Embeddings, Bytes::from_static(br#"{"model":"e","stream":true}"#)).unwrap();
+        let r = InferenceRequest::parse(
+            Operation::Embeddings,
+            Bytes::from_static(br#"{"model":"e","stream":true}"#),
+        )
+        .unwrap();
         assert!(!r.stream);
     }
 }

@@ -24,7 +24,10 @@ pub fn decode(d: &Decoding, body: Bytes) -> Result<Decoded, TranslateError> {
     if !d.translate {
         let usage = match (d.wire, d.op) {
             (_, Operation::CountTokens) => Usage::default(),
-            (Wire::Anthropic, _) => v.get("usage").map(anthropic::usage_from_anthropic).unwrap_or_default(),
+            (Wire::Anthropic, _) => v
+                .get("usage")
+                .map(anthropic::usage_from_anthropic)
+                .unwrap_or_default(),
             _ => v.get("usage").map(Usage::from_openai).unwrap_or_default(),
         };
         return Ok(Decoded { body, usage, model });
@@ -38,7 +41,11 @@ pub fn decode(d: &Decoding, body: Bytes) -> Result<Decoded, TranslateError> {
         Wire::Bedrock => bedrock::converse_response(&v, &d.model)?,
         Wire::Gemini => gemini::generate_response(&v, &d.model)?,
     };
-    let model = hub.get("model").and_then(Value::as_str).map(str::to_string).or(model);
+    let model = hub
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or(model);
     let body = match d.client {
         Dialect::OpenAI => Bytes::from(hub.to_string()),
         Dialect::Anthropic => Bytes::from(anthropic::message_from_hub(&hub, &usage)?.to_string()),

@@ -25,7 +25,9 @@ enum Source {
     /// Same dialect, OpenAI schema: events pass through (usage chunk removed if not asked for).
     OpenAIPass,
     /// Same dialect, Anthropic: events pass through.
-    AnthropicPass { usage: Map<String, Value> },
+    AnthropicPass {
+        usage: Map<String, Value>,
+    },
     /// OpenAI-schema provider, Anthropic client: provider chunks are hub chunks.
     OpenAIHub,
     Anthropic(Box<AnthropicToHubStream>),
@@ -62,14 +64,16 @@ impl StreamAdapter {
             (false, Wire::Anthropic) => Source::AnthropicPass { usage: Map::new() },
             (false, _) => Source::OpenAIPass,
             (true, Wire::OpenAI) => Source::OpenAIHub,
-            (true, Wire::Anthropic) => Source::Anthropic(Box::new(AnthropicToHubStream::new())),
+            (true, Wire::Anthropic) => Source::Anthropic(Box::default()),
             (true, Wire::Bedrock) => Source::Bedrock(Box::new(ConverseStream::new(&d.model))),
             (true, Wire::Gemini) => Source::Gemini(Box::new(GenerateStream::new(&d.model))),
         };
         let sink = match (d.translate, d.client) {
             (false, _) => Sink::Pass,
             (true, Dialect::OpenAI) => Sink::OpenAI,
-            (true, Dialect::Anthropic) => Sink::Anthropic(Box::new(HubToAnthropicStream::new(&d.model))),
+            (true, Dialect::Anthropic) => {
+                Sink::Anthropic(Box::new(HubToAnthropicStream::new(&d.model)))
+            }
         };
         StreamAdapter {
             d: d.clone(),
@@ -150,7 +154,10 @@ impl StreamAdapter {
                 return;
             }
         }
-        self.fail("the provider's stream ended before the response was complete", out);
+        self.fail(
+            "the provider's stream ended before the response was complete",
+            out,
+        );
     }
 
     /// Ends the stream with a terminal error event in the client's dialect.
@@ -199,7 +206,10 @@ impl StreamAdapter {
                 merge_anthropic_usage(usage, name, &data);
                 self.usage = anthropic::usage_from_anthropic(&Value::Object(usage.clone()));
                 if self.model.is_none() {
-                    self.model = data.pointer("/message/model").and_then(Value::as_str).map(str::to_string);
+                    self.model = data
+                        .pointer("/message/model")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                 }
                 sse::encode_into(out, name, &ev.data);
                 match name {
@@ -242,13 +252,21 @@ impl StreamAdapter {
                 }
                 Ok(())
             }
-            Source::Bedrock(_) => Err(TranslateError::Response("unexpected SSE from Bedrock".into())),
+            Source::Bedrock(_) => Err(TranslateError::Response(
+                "unexpected SSE from Bedrock".into(),
+            )),
         }
     }
 
-    fn on_event_stream(&mut self, msg: &eventstream::Message, out: &mut BytesMut) -> Result<(), TranslateError> {
+    fn on_event_stream(
+        &mut self,
+        msg: &eventstream::Message,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError> {
         let Source::Bedrock(b) = &mut self.source else {
-            return Err(TranslateError::Response("unexpected event-stream framing".into()));
+            return Err(TranslateError::Response(
+                "unexpected event-stream framing".into(),
+            ));
         };
         let chunks = b.on_message(msg)?;
         self.usage = b.usage();
@@ -263,7 +281,13 @@ impl StreamAdapter {
     }
 
     /// An OpenAI-schema event passing through to an OpenAI-schema client.
-    fn openai_pass(&mut self, name: Option<&str>, raw: &str, data: Value, out: &mut BytesMut) -> Result<(), TranslateError> {
+    fn openai_pass(
+        &mut self,
+        name: Option<&str>,
+        raw: &str,
+        data: Value,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError> {
         if self.model.is_none() {
             self.model = data
                 .get("model")
@@ -298,8 +322,11 @@ impl StreamAdapter {
             self.usage = Usage::from_openai(u);
         }
         let usage_only = usage.is_some()
-            && data.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty);
-        if !(usage_only && !self.d.client_wants_usage) {
+            && data
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+        if !usage_only || self.d.client_wants_usage {
             sse::encode_into(out, name, raw);
         }
         Ok(())
@@ -307,7 +334,10 @@ impl StreamAdapter {
 
     fn sink_chunk(&mut self, chunk: Value, out: &mut BytesMut) {
         if self.model.is_none() {
-            self.model = chunk.get("model").and_then(Value::as_str).map(str::to_string);
+            self.model = chunk
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         if chunk
             .pointer("/choices/0/finish_reason")
@@ -318,7 +348,10 @@ impl StreamAdapter {
         match &mut self.sink {
             Sink::Pass => {}
             Sink::OpenAI => {
-                let usage_only = chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty);
+                let usage_only = chunk
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty);
                 if !usage_only || self.d.client_wants_usage {
                     sse::encode_into(out, None, &chunk.to_string());
                 }

@@ -18,8 +18,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use sluice_llm::Dialect;
 use sluice_config::ir::{BackendTarget, Filter, HeaderModifier, Mirror, Redirect, Rewrite, RuleIr};
+use sluice_llm::Dialect;
 
 use crate::access_log::Record;
 use crate::ai::tally::{lock, SharedTally};
@@ -180,7 +180,8 @@ impl Proxy {
             if let Some(op) = ai::operation(req.method(), req.uri().path()) {
                 x.dialect = Some(op.dialect());
                 let (mut parts, incoming) = req.into_parts();
-                let (taken, bytes) = ai::intake(op, &settings, &mut parts.headers, incoming).await?;
+                let (taken, bytes) =
+                    ai::intake(op, &settings, &mut parts.headers, incoming).await?;
                 x.model = taken.request.as_ref().map(|r| r.model.clone());
                 intake = Some(taken);
                 buffered = Some(bytes.clone());
@@ -226,7 +227,11 @@ impl Proxy {
                 return Err(AiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown_url",
-                    format!("{} {} is not an inference API this gateway serves", req.method(), req.uri().path()),
+                    format!(
+                        "{} {} is not an inference API this gateway serves",
+                        req.method(),
+                        req.uri().path()
+                    ),
                 )
                 .into());
             };
@@ -573,7 +578,10 @@ impl Proxy {
             let duration = x.started.elapsed();
             let ai = x.ai.as_ref().map(|t| {
                 let t = lock(t);
-                (ai::tally::report(&proxy.metrics, &t, duration), t.backend.clone())
+                (
+                    ai::tally::report(&proxy.metrics, &t, duration),
+                    t.backend.clone(),
+                )
             });
             let (ai, backend) = match ai {
                 Some((record, Some(b))) => (Some(record), b),

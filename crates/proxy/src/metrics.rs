@@ -99,48 +99,96 @@ pub struct GenAiMetrics {
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn token_histogram() -> Histogram {
-    Histogram::new(
-        [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0]
-            .into_iter(),
-    )
+    Histogram::new([
+        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+        4194304.0, 16777216.0, 67108864.0,
+    ])
 }
 
 fn request_histogram() -> Histogram {
-    Histogram::new([0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92].into_iter())
+    Histogram::new([
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ])
 }
 
 fn ttft_histogram() -> Histogram {
-    Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0].into_iter())
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ])
 }
 
 fn tpot_histogram() -> Histogram {
-    Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5].into_iter())
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+    ])
 }
 
 fn overhead_histogram() -> Histogram {
-    Histogram::new([0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1].into_iter())
+    Histogram::new([
+        0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+        0.05, 0.1,
+    ])
 }
 
 impl GenAiMetrics {
     fn register_own(&self, sluice: &mut Registry) {
-        sluice.register("ai_gateway_overhead_seconds", "Time an AI request spent in the gateway: total minus time waiting on providers", self.gateway_overhead.clone());
-        sluice.register("ai_backend_requests", "AI requests by the backend (and region) that served or failed them", self.backend_requests.clone());
-        sluice.register("ai_cost_usd", "Cost of AI requests in USD, from the configured price table", self.cost_usd.clone());
+        sluice.register(
+            "ai_gateway_overhead_seconds",
+            "Time an AI request spent in the gateway: total minus time waiting on providers",
+            self.gateway_overhead.clone(),
+        );
+        sluice.register(
+            "ai_backend_requests",
+            "AI requests by the backend (and region) that served or failed them",
+            self.backend_requests.clone(),
+        );
+        sluice.register(
+            "ai_cost_usd",
+            "Cost of AI requests in USD, from the configured price table",
+            self.cost_usd.clone(),
+        );
     }
 
     fn register_otel(root: &mut Registry) -> GenAiMetrics {
         let token_usage: HistFamily<TokenLabels> = Family::new_with_constructor(token_histogram);
-        root.register("gen_ai_client_token_usage", "Tokens used per request, by token type (OpenTelemetry gen_ai.client.token.usage)", token_usage.clone());
-        let request_duration: HistFamily<GenAiLabels> = Family::new_with_constructor(request_histogram);
-        root.register("gen_ai_server_request_duration_seconds", "Time to answer an inference request (gen_ai.server.request.duration)", request_duration.clone());
-        let time_to_first_token: HistFamily<GenAiLabels> = Family::new_with_constructor(ttft_histogram);
-        root.register("gen_ai_server_time_to_first_token_seconds", "Time to the first byte of the answer (gen_ai.server.time_to_first_token)", time_to_first_token.clone());
-        let time_per_output_token: HistFamily<GenAiLabels> = Family::new_with_constructor(tpot_histogram);
-        root.register("gen_ai_server_time_per_output_token_seconds", "Time per output token after the first (gen_ai.server.time_per_output_token)", time_per_output_token.clone());
+        root.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per request, by token type (OpenTelemetry gen_ai.client.token.usage)",
+            token_usage.clone(),
+        );
+        let request_duration: HistFamily<GenAiLabels> =
+            Family::new_with_constructor(request_histogram);
+        root.register(
+            "gen_ai_server_request_duration_seconds",
+            "Time to answer an inference request (gen_ai.server.request.duration)",
+            request_duration.clone(),
+        );
+        let time_to_first_token: HistFamily<GenAiLabels> =
+            Family::new_with_constructor(ttft_histogram);
+        root.register(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time to the first byte of the answer (gen_ai.server.time_to_first_token)",
+            time_to_first_token.clone(),
+        );
+        let time_per_output_token: HistFamily<GenAiLabels> =
+            Family::new_with_constructor(tpot_histogram);
+        root.register(
+            "gen_ai_server_time_per_output_token_seconds",
+            "Time per output token after the first (gen_ai.server.time_per_output_token)",
+            time_per_output_token.clone(),
+        );
         let gateway_overhead = overhead_histogram();
         let backend_requests = Family::<AiBackendLabels, Counter>::default();
         let cost_usd = Family::<AiCostLabels, Counter<f64>>::default();
-        GenAiMetrics { token_usage, request_duration, time_to_first_token, time_per_output_token, gateway_overhead, backend_requests, cost_usd }
+        GenAiMetrics {
+            token_usage,
+            request_duration,
+            time_to_first_token,
+            time_per_output_token,
+            gateway_overhead,
+            backend_requests,
+            cost_usd,
+        }
     }
 }
 

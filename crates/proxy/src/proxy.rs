@@ -139,7 +139,11 @@ impl Proxy {
         let rt = Arc::new(Runtime {
             generation,
             upstreams: self.transports.upstreams(&snapshot.clusters),
-            ai_health: snapshot.ai_backends.iter().map(|_| Default::default()).collect(),
+            ai_health: snapshot
+                .ai_backends
+                .iter()
+                .map(|_| Default::default())
+                .collect(),
             snapshot,
         });
         self.runtime.store(rt.clone());

@@ -24,7 +24,10 @@ const BUILTIN_ANTHROPIC: &str = include_str!("default-anthropic.yaml");
 /// model names when their API key is in the environment.
 pub fn builtin_config() -> String {
     let mut text = BUILTIN_CONFIG.to_string();
-    for (var, extra) in [("OPENAI_API_KEY", BUILTIN_OPENAI), ("ANTHROPIC_API_KEY", BUILTIN_ANTHROPIC)] {
+    for (var, extra) in [
+        ("OPENAI_API_KEY", BUILTIN_OPENAI),
+        ("ANTHROPIC_API_KEY", BUILTIN_ANTHROPIC),
+    ] {
         if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
             text.push_str("\n---\n");
             text.push_str(extra);

@@ -73,7 +73,9 @@ impl AiError {
             (LocalReply::InvalidBackend, _) => "the route has no valid backend".into(),
             (LocalReply::NoEndpoints, _) => "the backend has no ready endpoint".into(),
             (LocalReply::UpstreamConnect, _) => "could not connect to the provider".into(),
-            (LocalReply::UpstreamFailed, _) => "the provider closed the connection before responding".into(),
+            (LocalReply::UpstreamFailed, _) => {
+                "the provider closed the connection before responding".into()
+            }
             (LocalReply::Timeout, _) => "the provider did not respond in time".into(),
             (LocalReply::BadRequestBody, _) => "the request body could not be read".into(),
             (LocalReply::Misdirected, _) => "misdirected request".into(),
@@ -82,7 +84,8 @@ impl AiError {
     }
 
     pub fn response(&self, dialect: Dialect) -> Response<Body> {
-        let bytes = sluice_llm::errors::body(dialect, self.status.as_u16(), self.code, &self.message);
+        let bytes =
+            sluice_llm::errors::body(dialect, self.status.as_u16(), self.code, &self.message);
         let mut resp = Response::new(body::full(bytes));
         *resp.status_mut() = self.status;
         resp.headers_mut()
@@ -150,7 +153,11 @@ pub async fn intake(
         ));
     }
     let mut request = InferenceRequest::parse(op, bytes.clone()).map_err(|e| {
-        AiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string())
+        AiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            e.to_string(),
+        )
     })?;
     if let Some(target) = settings.aliases.get(&request.model) {
         let target = target.clone();

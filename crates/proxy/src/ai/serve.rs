@@ -61,9 +61,16 @@ impl Proxy {
         let Some(request) = &s.intake.request else {
             // `GET /v1/models`: answered from configuration.
             if op == Operation::Models {
-                return Ok(json_response(StatusCode::OK, Bytes::from(models::list(s.listener).to_string())));
+                return Ok(json_response(
+                    StatusCode::OK,
+                    Bytes::from(models::list(s.listener).to_string()),
+                ));
             }
-            return Err(AiError::new(StatusCode::NOT_FOUND, "unknown_url", "unknown inference endpoint"));
+            return Err(AiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_url",
+                "unknown inference endpoint",
+            ));
         };
         {
             let mut t = lock(&s.tally);
@@ -72,7 +79,11 @@ impl Proxy {
         }
         let settings = s.rule.ai.as_deref().unwrap_or(&s.intake.settings.route);
         let candidates = self.candidates(s.rt, s.rule, op, &request.model, settings)?;
-        let max_attempts = settings.failover.max_attempts.unwrap_or(candidates.len() as u32).max(1);
+        let max_attempts = settings
+            .failover
+            .max_attempts
+            .unwrap_or(candidates.len() as u32)
+            .max(1);
         let mut attempts = 0;
         let mut i = 0;
         let mut last: Option<AiError> = None;
@@ -108,7 +119,10 @@ impl Proxy {
                     }
                     // The last candidate asked to come back later: wait if the policy allows.
                     match retry_after {
-                        Some(wait) if wait <= settings.failover.max_retry_after && attempts < max_attempts => {
+                        Some(wait)
+                            if wait <= settings.failover.max_retry_after
+                                && attempts < max_attempts =>
+                        {
                             tokio::time::sleep(wait).await;
                         }
                         _ => break,
@@ -151,25 +165,47 @@ impl Proxy {
             })
             .collect();
         if all.is_empty() {
-            return Err(AiError::new(StatusCode::INTERNAL_SERVER_ERROR, "invalid_backend", "the route has no valid backend"));
+            return Err(AiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "invalid_backend",
+                "the route has no valid backend",
+            ));
         }
-        let serving: Vec<_> = all.into_iter().filter(|(_, b)| b.provider.supports(op)).collect();
+        let serving: Vec<_> = all
+            .into_iter()
+            .filter(|(_, b)| b.provider.supports(op))
+            .collect();
         if serving.is_empty() {
-            return Err(AiError::new(StatusCode::BAD_REQUEST, "unsupported_operation", format!("this operation ({}) is not supported by the providers of this route", op.otel_name())));
+            return Err(AiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_operation",
+                format!(
+                    "this operation ({}) is not supported by the providers of this route",
+                    op.otel_name()
+                ),
+            ));
         }
         let serving: Vec<_> = serving
             .into_iter()
             .filter(|(_, b)| b.serves(model))
             .collect();
         if serving.is_empty() {
-            return Err(AiError::new(StatusCode::NOT_FOUND, "model_not_found", format!("The model `{model}` does not exist or is not served by this gateway")));
+            return Err(AiError::new(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                format!("The model `{model}` does not exist or is not served by this gateway"),
+            ));
         }
         let allowed: Vec<_> = serving
             .into_iter()
             .filter(|(_, b)| settings.region_allowed(b.region.as_deref()))
             .collect();
         if allowed.is_empty() {
-            let regions = settings.allowed_regions.as_deref().unwrap_or_default().join(", ");
+            let regions = settings
+                .allowed_regions
+                .as_deref()
+                .unwrap_or_default()
+                .join(", ");
             return Err(AiError::new(StatusCode::SERVICE_UNAVAILABLE, "region_unavailable", format!("no backend for model `{model}` is available in the allowed regions ({regions})")));
         }
         // Priority groups in order; weighted random order inside each.
@@ -178,7 +214,11 @@ impl Proxy {
         priorities.dedup();
         let mut ordered = Vec::with_capacity(allowed.len());
         for p in priorities {
-            let mut group: Vec<_> = allowed.iter().filter(|(_, b)| b.priority == p).copied().collect();
+            let mut group: Vec<_> = allowed
+                .iter()
+                .filter(|(_, b)| b.priority == p)
+                .copied()
+                .collect();
             while !group.is_empty() {
                 let total: u32 = group.iter().map(|(w, _)| *w).sum();
                 let mut n = fastrand::u32(..total.max(1));
@@ -216,7 +256,13 @@ impl Proxy {
                 tracing::debug!(backend = %b.name, %what, "backend cannot serve this request");
                 return Attempt::Skip;
             }
-            Err(e) => return Attempt::Final(AiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string())),
+            Err(e) => {
+                return Attempt::Final(AiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    e.to_string(),
+                ))
+            }
         };
         if let ProviderKind::Mock(m) = &b.provider {
             return self.mock_attempt(s, b, m, call).await;
@@ -228,10 +274,19 @@ impl Proxy {
             return Attempt::Skip;
         };
         let Some(picked) = upstream.pick() else {
-            return Attempt::Retry(AiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_healthy_upstream", "the provider has no ready endpoint"), None);
+            return Attempt::Retry(
+                AiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_healthy_upstream",
+                    "the provider has no ready endpoint",
+                ),
+                None,
+            );
         };
         let authority = match &b.host {
-            Some(h) => Authority::try_from(&**h).unwrap_or_else(|_| picked.fallback_authority.clone()),
+            Some(h) => {
+                Authority::try_from(&**h).unwrap_or_else(|_| picked.fallback_authority.clone())
+            }
             None => picked.fallback_authority.clone(),
         };
         if b.passthrough_client_auth {
@@ -247,22 +302,56 @@ impl Proxy {
                         Ok(t) => Some(t),
                         Err(e) => {
                             tracing::warn!(backend = %b.name, error = %e, "no Vertex AI access token");
-                            return Attempt::Retry(AiError::new(StatusCode::BAD_GATEWAY, "provider_auth_error", "could not obtain an access token for the provider"), None);
+                            return Attempt::Retry(
+                                AiError::new(
+                                    StatusCode::BAD_GATEWAY,
+                                    "provider_auth_error",
+                                    "could not obtain an access token for the provider",
+                                ),
+                                None,
+                            );
                         }
                     }
                 }
                 _ => None,
             };
-            if let Err(e) = plan::authorize(&b.provider, &b.credential, &mut call, authority.as_str(), SystemTime::now(), token.as_ref()) {
+            if let Err(e) = plan::authorize(
+                &b.provider,
+                &b.credential,
+                &mut call,
+                authority.as_str(),
+                SystemTime::now(),
+                token.as_ref(),
+            ) {
                 tracing::warn!(backend = %b.name, error = %e, "cannot authorize the provider request");
-                return Attempt::Retry(AiError::new(StatusCode::BAD_GATEWAY, "provider_auth_error", "the gateway could not authorize the provider request"), None);
+                return Attempt::Retry(
+                    AiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "provider_auth_error",
+                        "the gateway could not authorize the provider request",
+                    ),
+                    None,
+                );
             }
         }
-        call.headers.insert(HOST, HeaderValue::from_str(authority.as_str()).unwrap_or_else(|_| HeaderValue::from_static("")));
-        call.headers.insert(http::HeaderName::from_static("x-request-id"), s.request_id.clone());
+        call.headers.insert(
+            HOST,
+            HeaderValue::from_str(authority.as_str())
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+        );
+        call.headers.insert(
+            http::HeaderName::from_static("x-request-id"),
+            s.request_id.clone(),
+        );
         let pq = match PathAndQuery::try_from(call.path_and_query.as_str()) {
             Ok(pq) => pq,
-            Err(_) => return Attempt::Final(AiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", "the model name cannot be used in a provider URL")),
+            Err(_) => {
+                return Attempt::Final(AiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "the model name cannot be used in a provider URL",
+                ))
+            }
         };
         let Ok(uri) = upstream.uri(authority, &pq) else {
             return Attempt::Skip;
@@ -278,7 +367,14 @@ impl Proxy {
                 Ok(r) => r,
                 Err(_) => {
                     lock(&s.tally).upstream_time += sent_at.elapsed();
-                    return Attempt::Retry(AiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "the provider did not respond in time"), None);
+                    return Attempt::Retry(
+                        AiError::new(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "timeout",
+                            "the provider did not respond in time",
+                        ),
+                        None,
+                    );
                 }
             },
             None => sent.await,
@@ -288,15 +384,32 @@ impl Proxy {
             Err(e) => {
                 lock(&s.tally).upstream_time += sent_at.elapsed();
                 let (status, code, msg) = if e.is_connect() {
-                    (StatusCode::SERVICE_UNAVAILABLE, "upstream_connect_error", "could not connect to the provider")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "upstream_connect_error",
+                        "could not connect to the provider",
+                    )
                 } else {
-                    (StatusCode::BAD_GATEWAY, "upstream_reset", "the provider closed the connection before responding")
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_reset",
+                        "the provider closed the connection before responding",
+                    )
                 };
                 return Attempt::Retry(AiError::new(status, code, msg), None);
             }
         };
         let (parts, incoming) = resp.into_parts();
-        self.answer(s, b, &call, parts.status, &parts.headers, body::boxed(incoming), sent_at).await
+        self.answer(
+            s,
+            b,
+            &call,
+            parts.status,
+            &parts.headers,
+            body::boxed(incoming),
+            sent_at,
+        )
+        .await
     }
 
     /// Turns a provider's response into the client's, or into an attempt outcome on error.
@@ -313,28 +426,53 @@ impl Proxy {
     ) -> Attempt {
         let d = &call.decoding;
         if !status.is_success() {
-            let bytes = read_limited(incoming, MAX_ERROR_BYTES).await.unwrap_or_default();
+            let bytes = read_limited(incoming, MAX_ERROR_BYTES)
+                .await
+                .unwrap_or_default();
             lock(&s.tally).upstream_time += sent_at.elapsed();
             return provider_error(b, d.wire, status, headers, &bytes);
         }
-        let price = s.intake.settings.prices.get(&d.model).or_else(|| {
-            let m = &lock(&s.tally).request_model;
-            s.intake.settings.prices.get(m)
-        }).copied();
+        let price = s
+            .intake
+            .settings
+            .prices
+            .get(&d.model)
+            .or_else(|| {
+                let m = &lock(&s.tally).request_model;
+                s.intake.settings.prices.get(m)
+            })
+            .copied();
         if d.stream {
             let adapter = StreamAdapter::new(d);
             let deadline = s.rule.timeouts.request.map(|t| (s.started + t).into());
-            let body = AiStream::new(incoming, adapter, s.tally.clone(), price, s.started, sent_at, deadline);
+            let body = AiStream::new(
+                incoming,
+                adapter,
+                s.tally.clone(),
+                price,
+                s.started,
+                sent_at,
+                deadline,
+            );
             let mut resp = Response::new(body::boxed(body));
-            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            resp.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             return Attempt::Answer(resp);
         }
         let bytes = match read_limited(incoming, MAX_ANSWER_BYTES).await {
             Ok(b) => b,
             Err(_) => {
                 lock(&s.tally).upstream_time += sent_at.elapsed();
-                return Attempt::Retry(AiError::new(StatusCode::BAD_GATEWAY, "upstream_reset", "the provider's answer could not be read"), None);
+                return Attempt::Retry(
+                    AiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_reset",
+                        "the provider's answer could not be read",
+                    ),
+                    None,
+                );
             }
         };
         lock(&s.tally).upstream_time += sent_at.elapsed();
@@ -351,31 +489,61 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::warn!(backend = %b.name, error = %e, "provider answer could not be translated");
-                Attempt::Retry(AiError::new(StatusCode::BAD_GATEWAY, "invalid_provider_response", e.to_string()), None)
+                Attempt::Retry(
+                    AiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "invalid_provider_response",
+                        e.to_string(),
+                    ),
+                    None,
+                )
             }
         }
     }
 
-    async fn mock_attempt(&self, s: &ServeAi<'_>, b: &AiBackend, m: &sluice_llm::provider::MockSettings, call: Call) -> Attempt {
+    async fn mock_attempt(
+        &self,
+        s: &ServeAi<'_>,
+        b: &AiBackend,
+        m: &sluice_llm::provider::MockSettings,
+        call: Call,
+    ) -> Attempt {
         let started = Instant::now();
         if !m.latency.is_zero() {
             tokio::time::sleep(m.latency).await;
         }
-        let n = s.rt.ai_health[b.id].mock_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let n = s.rt.ai_health[b.id]
+            .mock_count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         if let Some(status) = m.error_status.and_then(|c| StatusCode::from_u16(c).ok()) {
-            if n % u64::from(m.error_every.max(1)) == 0 {
-                let body = sluice_llm::errors::body(sluice_llm::Dialect::OpenAI, status.as_u16(), "mock_error", "the mock provider was configured to fail this request");
+            if n.is_multiple_of(u64::from(m.error_every.max(1))) {
+                let body = sluice_llm::errors::body(
+                    sluice_llm::Dialect::OpenAI,
+                    status.as_u16(),
+                    "mock_error",
+                    "the mock provider was configured to fail this request",
+                );
                 let mut headers = HeaderMap::new();
                 if status == StatusCode::TOO_MANY_REQUESTS {
                     headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }
-                return self.answer(s, b, &call, status, &headers, body::full(body), started).await;
+                return self
+                    .answer(s, b, &call, status, &headers, body::full(body), started)
+                    .await;
             }
         }
-        let body: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&call.body) {
-            Ok(v) => v,
-            Err(e) => return Attempt::Final(AiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string())),
-        };
+        let body: serde_json::Map<String, serde_json::Value> =
+            match serde_json::from_slice(&call.body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Attempt::Final(AiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        e.to_string(),
+                    ))
+                }
+            };
         let model = call.decoding.model.clone();
         let upstream = match mock::answer(call.decoding.op, &body, &model) {
             mock::Answer::Json(v) => body::full(Bytes::from(v.to_string())),
@@ -384,29 +552,59 @@ impl Proxy {
                 body::boxed(MockStream::new(events, done_marker, m.chunk_interval))
             }
         };
-        self.answer(s, b, &call, StatusCode::OK, &HeaderMap::new(), upstream, started).await
+        self.answer(
+            s,
+            b,
+            &call,
+            StatusCode::OK,
+            &HeaderMap::new(),
+            upstream,
+            started,
+        )
+        .await
     }
 }
 
 /// A provider's error status to an attempt outcome: 429 and 5xx may succeed elsewhere; a
 /// rejected gateway credential is the gateway's problem (502, never the client's 401); other
 /// 4xx are the client's and end the request with the provider's message.
-fn provider_error(b: &AiBackend, wire: sluice_llm::provider::Wire, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Attempt {
+fn provider_error(
+    b: &AiBackend,
+    wire: sluice_llm::provider::Wire,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Attempt {
     let message = respond::provider_error_message(wire, body);
     let code = status.as_u16();
     match code {
         429 => {
             let secs = retry_after_secs(headers);
-            let mut e = AiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", message);
+            let mut e = AiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                message,
+            );
             e.retry_after = secs.and_then(|s| HeaderValue::from_str(&s.to_string()).ok());
             Attempt::Retry(e, secs.map(Duration::from_secs))
         }
         401 | 403 if !b.passthrough_client_auth => {
             tracing::warn!(backend = %b.name, status = code, "the provider rejected the gateway's credentials");
-            Attempt::Retry(AiError::new(StatusCode::BAD_GATEWAY, "provider_auth_error", "the provider rejected the gateway's credentials"), None)
+            Attempt::Retry(
+                AiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_auth_error",
+                    "the provider rejected the gateway's credentials",
+                ),
+                None,
+            )
         }
         500..=599 => {
-            let status = if code == 529 { StatusCode::SERVICE_UNAVAILABLE } else { status };
+            let status = if code == 529 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                status
+            };
             Attempt::Retry(AiError::new(status, "provider_error", message), None)
         }
         _ => Attempt::Final(AiError::new(status, "provider_error", message)),
@@ -416,7 +614,8 @@ fn provider_error(b: &AiBackend, wire: sluice_llm::provider::Wire, status: Statu
 fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
     let mut resp = Response::new(body::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 

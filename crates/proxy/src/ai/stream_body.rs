@@ -151,7 +151,11 @@ pub struct MockStream {
 }
 
 impl MockStream {
-    pub fn new(events: Vec<(Option<&'static str>, Value)>, done_marker: bool, interval: Duration) -> MockStream {
+    pub fn new(
+        events: Vec<(Option<&'static str>, Value)>,
+        done_marker: bool,
+        interval: Duration,
+    ) -> MockStream {
         let mut q: VecDeque<Bytes> = events
             .into_iter()
             .map(|(name, v)| sluice_llm::sse::encode(name, &v.to_string()))

@@ -52,7 +52,9 @@ pub fn report(
             gen_ai_request_model: request_model.clone(),
             gen_ai_response_model: response_model.clone(),
         };
-        g.request_duration.get_or_create(&labels).observe(total.as_secs_f64());
+        g.request_duration
+            .get_or_create(&labels)
+            .observe(total.as_secs_f64());
         g.gateway_overhead.observe(overhead.as_secs_f64());
         if t.completed {
             for (kind, n) in [("input", t.usage.input), ("output", t.usage.output)] {
@@ -67,9 +69,12 @@ pub fn report(
                     .observe(n as f64);
             }
             if let Some(ttft) = t.time_to_first_token.filter(|_| t.stream) {
-                g.time_to_first_token.get_or_create(&labels).observe(ttft.as_secs_f64());
+                g.time_to_first_token
+                    .get_or_create(&labels)
+                    .observe(ttft.as_secs_f64());
                 if t.usage.output > 1 {
-                    let per = total.saturating_sub(ttft).as_secs_f64() / (t.usage.output - 1) as f64;
+                    let per =
+                        total.saturating_sub(ttft).as_secs_f64() / (t.usage.output - 1) as f64;
                     g.time_per_output_token.get_or_create(&labels).observe(per);
                 }
             }

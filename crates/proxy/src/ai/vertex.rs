@@ -18,19 +18,30 @@ use crate::upstream::Transports;
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The current token of one service account and when it expires.
+type Slot = Arc<tokio::sync::Mutex<Option<(Secret, Instant)>>>;
+
 #[derive(Default)]
 pub struct TokenCache {
     /// Per service-account identity (email and key id): the current token, behind an async lock
     /// so one refresh serves every waiting request.
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(Secret, Instant)>>>>>,
+    slots: Mutex<HashMap<String, Slot>>,
     /// Tokens fetched, for tests and metrics.
     pub fetched: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
-    pub async fn token(&self, key_json: &Secret, transports: &Transports) -> Result<Secret, String> {
+    pub async fn token(
+        &self,
+        key_json: &Secret,
+        transports: &Transports,
+    ) -> Result<Secret, String> {
         let sa = ServiceAccount::from_json(key_json.expose()).map_err(|e| e.to_string())?;
-        let id = format!("{}|{}", sa.client_email, sa.private_key_id.as_deref().unwrap_or(""));
+        let id = format!(
+            "{}|{}",
+            sa.client_email,
+            sa.private_key_id.as_deref().unwrap_or("")
+        );
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.entry(id).or_default().clone()
@@ -42,8 +53,12 @@ impl TokenCache {
             }
         }
         let (token, lifetime) = fetch(&sa, transports).await?;
-        self.fetched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *current = Some((token.clone(), Instant::now() + Duration::from_secs(lifetime)));
+        self.fetched
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *current = Some((
+            token.clone(),
+            Instant::now() + Duration::from_secs(lifetime),
+        ));
         Ok(token)
     }
 }
@@ -52,7 +67,8 @@ async fn fetch(sa: &ServiceAccount, transports: &Transports) -> Result<(Secret, 
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let assertion = vertex_auth::jwt_assertion(sa, CLOUD_PLATFORM_SCOPE, now).map_err(|e| e.to_string())?;
+    let assertion =
+        vertex_auth::jwt_assertion(sa, CLOUD_PLATFORM_SCOPE, now).map_err(|e| e.to_string())?;
     let uri: Uri = sa
         .token_uri
         .parse()
@@ -60,7 +76,10 @@ async fn fetch(sa: &ServiceAccount, transports: &Transports) -> Result<(Secret, 
     let client = transports
         .endpoint_client(&uri)
         .map_err(|e| format!("token endpoint: {e}"))?;
-    let host = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
     let req = Request::post(uri.clone())
         .header(HOST, host)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -76,7 +95,10 @@ async fn fetch(sa: &ServiceAccount, transports: &Transports) -> Result<(Secret, 
         .map_err(|_| "could not read the token response".to_string())?;
     let parsed = vertex_auth::parse_token_response(&bytes).map_err(|e| e.to_string());
     if !status.is_success() {
-        return Err(format!("token endpoint answered {status}: {}", parsed.err().unwrap_or_default()));
+        return Err(format!(
+            "token endpoint answered {status}: {}",
+            parsed.err().unwrap_or_default()
+        ));
     }
     parsed
 }

@@ -264,7 +264,10 @@ impl Transports {
     /// A client for one endpoint named by a credential (e.g. an OAuth token URI): resolved with
     /// the gateway's DNS cache, TLS with the public roots for `https`.
     pub fn endpoint_client(&self, uri: &Uri) -> Result<Client, String> {
-        let host = uri.host().ok_or("no host")?.trim_matches(|c| c == '[' || c == ']');
+        let host = uri
+            .host()
+            .ok_or("no host")?
+            .trim_matches(|c| c == '[' || c == ']');
         let https = uri.scheme() == Some(&Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {

@@ -101,7 +101,7 @@ pub fn plan(
 
 /// The request in hub form (OpenAI chat), from an OpenAI chat or an Anthropic Messages client.
 fn hub_request(req: &InferenceRequest) -> Result<Value, TranslateError> {
-    let body = Value::Object(req.body.clone());
+    let body = Value::Object(req.body().clone());
     match req.op {
         Operation::ChatCompletions => Ok(body),
         Operation::Messages => anthropic::hub_request_from_messages(&body),
@@ -119,7 +119,7 @@ fn same_dialect_body(req: &InferenceRequest, upstream_model: &str, wire: Wire) -
     if upstream_model == req.model && !needs_usage {
         return req.bytes();
     }
-    let mut body = req.body.clone();
+    let mut body = req.body().clone();
     body.insert("model".into(), json!(upstream_model));
     if needs_usage {
         let options = body.entry("stream_options").or_insert_with(|| json!({}));

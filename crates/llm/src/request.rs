@@ -18,49 +18,86 @@ pub enum RequestError {
     BadStream,
 }
 
+/// The fields the gateway reads, borrowed from the body: the rest is validated as JSON by the
+/// same pass but not built into values (a passthrough request never needs them).
+#[derive(serde::Deserialize)]
+struct View<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<Value>,
+    #[serde(default)]
+    stream_options: Option<Value>,
+}
+
 #[derive(Debug, Clone)]
 pub struct InferenceRequest {
     pub op: Operation,
-    pub body: Map<String, Value>,
     pub model: String,
     pub stream: bool,
+    wants_usage: bool,
     /// The bytes as received: forwarded as they are while nothing changed the body.
     raw: Bytes,
+    /// The whole body as JSON, built on first use (translation, rewriting, the mock).
+    body: std::sync::OnceLock<Map<String, Value>>,
     modified: bool,
 }
 
 impl InferenceRequest {
     pub fn parse(op: Operation, raw: Bytes) -> Result<InferenceRequest, RequestError> {
-        let value: Value =
-            serde_json::from_slice(&raw).map_err(|e| RequestError::Json(e.to_string()))?;
-        let Value::Object(body) = value else {
+        // serde would also read a struct from an array; only an object is a request.
+        let is_object = raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let view: View<'_> = serde_json::from_slice(&raw).map_err(|e| {
+            if e.classify() == serde_json::error::Category::Data && !is_object {
+                RequestError::NotObject
+            } else {
+                RequestError::Json(e.to_string())
+            }
+        })?;
+        if !is_object {
             return Err(RequestError::NotObject);
-        };
-        let model = match body.get("model") {
-            Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        }
+        let model = match view.model {
+            Some(m) if !m.is_empty() => m.into_owned(),
             _ => return Err(RequestError::MissingModel),
         };
-        let stream = match body.get("stream") {
+        let stream = match view.stream {
             None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b && op.can_stream(),
+            Some(Value::Bool(b)) => b && op.can_stream(),
             Some(_) => return Err(RequestError::BadStream),
         };
+        let wants_usage = view
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(InferenceRequest {
             op,
-            body,
             model,
             stream,
+            wants_usage,
             raw,
+            body: std::sync::OnceLock::new(),
             modified: false,
         })
+    }
+
+    /// The whole body as a JSON object (parsed once, on first use).
+    pub fn body(&self) -> &Map<String, Value> {
+        // `parse` already checked that the bytes are a JSON object.
+        self.body
+            .get_or_init(|| serde_json::from_slice(&self.raw).unwrap_or_default())
     }
 
     /// Replaces the model (an alias resolved); the body is re-serialised when sent.
     pub fn set_model(&mut self, model: &str) {
         if self.model != model {
+            self.body();
             self.model = model.to_string();
-            self.body
-                .insert("model".into(), Value::String(model.to_string()));
+            if let Some(body) = self.body.get_mut() {
+                body.insert("model".into(), Value::String(model.to_string()));
+            }
             self.modified = true;
         }
     }
@@ -68,7 +105,7 @@ impl InferenceRequest {
     /// The body to send when nothing else changes it.
     pub fn bytes(&self) -> Bytes {
         if self.modified {
-            Bytes::from(Value::Object(self.body.clone()).to_string())
+            Bytes::from(Value::Object(self.body().clone()).to_string())
         } else {
             self.raw.clone()
         }
@@ -84,11 +121,7 @@ impl InferenceRequest {
 
     /// Whether an OpenAI-schema client asked for the final usage chunk of a stream.
     pub fn wants_stream_usage(&self) -> bool {
-        self.body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.wants_usage
     }
 }
 

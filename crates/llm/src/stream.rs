@@ -198,10 +198,13 @@ impl StreamAdapter {
                 _ => Ok(()),
             };
         }
+        if matches!(self.source, Source::OpenAIPass) {
+            return self.openai_pass(name, &ev.data, out);
+        }
         let data: Value = serde_json::from_str(&ev.data)
             .map_err(|e| TranslateError::Response(format!("stream event is not JSON: {e}")))?;
         match &mut self.source {
-            Source::OpenAIPass => self.openai_pass(name, &ev.data, data, out),
+            Source::OpenAIPass => Ok(()), // handled above, without building values
             Source::AnthropicPass { usage } => {
                 merge_anthropic_usage(usage, name, &data);
                 self.usage = anthropic::usage_from_anthropic(&Value::Object(usage.clone()));
@@ -285,9 +288,20 @@ impl StreamAdapter {
         &mut self,
         name: Option<&str>,
         raw: &str,
-        data: Value,
         out: &mut BytesMut,
     ) -> Result<(), TranslateError> {
+        // Most chunks are content deltas the gateway only forwards: build values only for the
+        // first chunk (model), and for chunks that can carry usage or an error.
+        let interesting = self.model.is_none()
+            || raw.contains("\"usage\"")
+            || raw.contains("\"error\"")
+            || self.d.op == Operation::Responses;
+        if !interesting {
+            sse::encode_into(out, name, raw);
+            return Ok(());
+        }
+        let data: Value = serde_json::from_str(raw)
+            .map_err(|e| TranslateError::Response(format!("stream event is not JSON: {e}")))?;
         if self.model.is_none() {
             self.model = data
                 .get("model")

@@ -53,7 +53,7 @@ http {
   server {
     listen 127.0.0.1:$UPSTREAM_PORT reuseport backlog=4096;
     location /json/ { default_type application/json; return 200 '$json'; }
-    location /sse/ { default_type text/event-stream; return 200 "$sse"; }
+    location /sse/ { default_type text/event-stream; return 200 '$sse'; }
   }
 }
 NGX

@@ -1,0 +1,563 @@
+"""End-to-end tests of the AI gateway in front of the cloud providers: Amazon Bedrock (Converse and
+ConverseStream, SigV4), Google Vertex AI (service-account key → OAuth2 access token) and the Gemini API
+(API key).
+
+The real ``sluice`` binary runs against the loopback simulators of ``e2e/sims``, and is driven with the
+official ``openai`` and ``anthropic`` SDKs (only ``base_url`` pointed at the gateway, no retries). Answers
+follow the simulators' deterministic rules (see ``e2e/README.md``), so texts and token counts are exact.
+Besides what the client gets, each test checks what the provider received: the translated body, the
+gateway's own credentials (a SigV4 signature the simulator verified with botocore, the session token, a
+bearer token from the token endpoint, ``x-goog-api-key``) and never the client's key.
+
+Gateways and simulators are module-scoped per provider; each test starts with ``sim.reset()``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import anthropic
+import openai
+import pytest
+
+from gateway import GATEWAY, Gateway, backend_for
+from sims import BedrockSim, GoogleSim, write_service_account
+
+# What clients send as their key: the gateway must never pass it on.
+CLIENT_KEY = "sk-client-key-must-not-reach-the-provider"
+
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+GEMINI_MODEL = "gemini-2.0-flash"
+
+AWS_ACCESS_KEY = "AKIASIMULATOR0000001"
+AWS_SECRET_KEY = "sim/secret/key/0123456789abcdefghijklmn"
+AWS_SESSION_TOKEN = "sim-session-token-0001"
+GEMINI_API_KEY = "AIzaSySimulator-0123456789abcdefghijk"
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "City name"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+        },
+    },
+}
+WEATHER_ARGS = {"city": "Paris", "unit": "celsius"}  # the simulators' example values for the schema
+WEATHER_TOOL_ANTHROPIC = {
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "input_schema": WEATHER_TOOL["function"]["parameters"],
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Deterministic rules of the simulators
+# ----------------------------------------------------------------------------------------------------------
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def ptoks(*texts: str) -> int:
+    """Prompt tokens: words of every message (system included) plus 3 per message."""
+    return sum(words(t) for t in texts) + 3 * len(texts)
+
+
+def said(provider: str, text: str) -> str:
+    return f"Hello from {provider}! You said: {text}"
+
+
+def tool_said(provider: str, result: str) -> str:
+    return f"Hello from {provider}! The tool returned: {result}"
+
+
+def compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Clients and configuration helpers
+# ----------------------------------------------------------------------------------------------------------
+
+
+def oai(gw: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.openai_base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+
+def ant(gw: Gateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.origin, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+
+def config(*docs: str) -> str:
+    """One YAML stream of the given documents."""
+    return "\n---\n".join(d.strip("\n") for d in docs) + "\n"
+
+
+def route(name: str, *backends: str) -> str:
+    refs = "\n".join(f"    - {{group: sluice.dev, kind: AIBackend, name: {b}}}" for b in backends)
+    return f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs:
+{refs}
+"""
+
+
+def ai_backend(name: str, backend: str, provider: str, credentials: str, models: list[str] | None = None) -> str:
+    models_line = f"\n  models: {json.dumps(models)}" if models else ""
+    return f"""
+apiVersion: sluice.dev/v1alpha1
+kind: AIBackend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  provider: {provider}
+  backendRef: {{group: gateway.networking.k8s.io, kind: Backend, name: {backend}}}
+  credentials: {credentials}{models_line}
+"""
+
+
+def secret(name: str, data: dict[str, str]) -> str:
+    return f"""
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: default}}
+stringData: {json.dumps(data)}
+"""
+
+
+def ai_records(gw: Gateway, n: int, timeout: float = 5.0) -> list[dict]:
+    """The ``ai`` parts of the access-log records, once at least ``n`` exist (records are written when a
+    response body ends, off the request path, so the file is polled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [r["ai"] for r in gw.access_log() if r.get("ai")]
+        if len(records) >= n or time.monotonic() > deadline:
+            return records
+        time.sleep(0.02)
+
+
+def count_ai_records(gw: Gateway) -> int:
+    return len([r for r in gw.access_log() if r.get("ai")])
+
+
+def assert_no_client_key(rec) -> None:
+    for name, value in rec.headers.items():
+        assert CLIENT_KEY not in value, f"client key forwarded in {name}"
+    assert CLIENT_KEY.encode() not in rec.body
+
+
+def openai_stream(client: openai.OpenAI, **kwargs) -> tuple[str, list]:
+    chunks = list(client.chat.completions.create(stream=True, **kwargs))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    return text, chunks
+
+
+# ==========================================================================================================
+# Amazon Bedrock
+# ==========================================================================================================
+
+BEDROCK_PROVIDER = "{type: Bedrock, bedrock: {region: us-east-1}}"
+
+
+@pytest.fixture(scope="module")
+def bedrock():
+    with BedrockSim(
+        access_key=AWS_ACCESS_KEY, secret_key=AWS_SECRET_KEY, session_token=AWS_SESSION_TOKEN
+    ) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def bedrock_gw(bedrock):
+    """Two AIBackends on the simulator: credentials from a Secret (any model but ``env.*``) and from
+    ``SIMAWS_``-prefixed environment variables (``env.*`` models)."""
+    yaml = config(
+        GATEWAY,
+        backend_for("bedrock", bedrock.port),
+        secret(
+            "aws",
+            {"accessKeyId": AWS_ACCESS_KEY, "secretAccessKey": AWS_SECRET_KEY, "sessionToken": AWS_SESSION_TOKEN},
+        ),
+        ai_backend("bedrock", "bedrock", BEDROCK_PROVIDER, "{secretRef: {name: aws}}", ["anthropic.*", "amazon.*"]),
+        ai_backend("bedrock-env", "bedrock", BEDROCK_PROVIDER, "{env: SIMAWS_}", ["env.*"]),
+        route("bedrock", "bedrock", "bedrock-env"),
+    )
+    env = {
+        "SIMAWS_ACCESS_KEY_ID": AWS_ACCESS_KEY,
+        "SIMAWS_SECRET_ACCESS_KEY": AWS_SECRET_KEY,
+        "SIMAWS_SESSION_TOKEN": AWS_SESSION_TOKEN,
+    }
+    with Gateway(yaml, env=env) as gw:
+        yield gw
+
+
+@pytest.fixture
+def br(bedrock, bedrock_gw):
+    bedrock.reset()
+    return bedrock
+
+
+def assert_signed_by_gateway(rec, sim: BedrockSim) -> None:
+    """The simulator verified the SigV4 signature (with botocore) before answering 200; here the parts a
+    test can see: the scope, the signed headers (host included), the session token, the Host."""
+    auth = rec.header("authorization")
+    m = re.fullmatch(
+        r"AWS4-HMAC-SHA256 Credential=(\S+?)/(\d{8})/us-east-1/bedrock/aws4_request, "
+        r"SignedHeaders=(\S+), Signature=[0-9a-f]{64}",
+        auth,
+    )
+    assert m, auth
+    assert m[1] == AWS_ACCESS_KEY and m[2] == rec.header("x-amz-date")[:8]
+    assert "host" in m[3].split(";") and "x-amz-security-token" in m[3].split(";")
+    assert rec.header("x-amz-security-token") == AWS_SESSION_TOKEN
+    assert rec.header("host") == f"127.0.0.1:{sim.port}"
+    assert_no_client_key(rec)
+
+
+def test_bedrock_chat(br, bedrock_gw):
+    client = oai(bedrock_gw)
+    r = client.chat.completions.create(
+        model=BEDROCK_MODEL,
+        messages=[{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hello Bedrock"}],
+        max_tokens=100,
+        temperature=0.5,
+        top_p=0.9,
+        stop=["zzz"],
+    )
+    text = said("bedrock", "Hello Bedrock")
+    assert r.choices[0].message.content == text and r.choices[0].finish_reason == "stop"
+    assert r.model == BEDROCK_MODEL
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (
+        ptoks("Be brief", "Hello Bedrock"),
+        words(text),
+        ptoks("Be brief", "Hello Bedrock") + words(text),
+    )
+    (rec,) = br.requests
+    assert rec.method == "POST" and rec.path == f"/model/{BEDROCK_MODEL}/converse"
+    assert rec.raw_path == "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+    assert rec.json == {
+        "messages": [{"role": "user", "content": [{"text": "Hello Bedrock"}]}],
+        "system": [{"text": "Be brief"}],
+        "inferenceConfig": {"maxTokens": 100, "temperature": 0.5, "topP": 0.9, "stopSequences": ["zzz"]},
+    }
+    assert_signed_by_gateway(rec, br)
+    (log,) = ai_records(bedrock_gw, 1)[-1:]
+    assert {k: log[k] for k in ("operation", "provider", "backend", "request_model", "stream", "completed")} == {
+        "operation": "chat",
+        "provider": "aws.bedrock",
+        "backend": "default/bedrock",
+        "request_model": BEDROCK_MODEL,
+        "stream": False,
+        "completed": True,
+    }
+    assert (log["input_tokens"], log["output_tokens"], log["total_tokens"]) == (
+        r.usage.prompt_tokens,
+        r.usage.completion_tokens,
+        r.usage.total_tokens,
+    )
+
+
+def test_bedrock_chat_stream_with_usage(br, bedrock_gw):
+    client = oai(bedrock_gw)
+    before = count_ai_records(bedrock_gw)
+    messages = [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "stream this please"}]
+    text, chunks = openai_stream(
+        client, model=BEDROCK_MODEL, messages=messages, stream_options={"include_usage": True}
+    )
+    expected = said("bedrock", "stream this please")
+    assert text == expected
+    # Word by word from the event stream, then the finish, then the usage chunk (no choices).
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == words(expected)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    usage = chunks[-1].usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (
+        ptoks("Be brief", "stream this please"),
+        words(expected),
+        ptoks("Be brief", "stream this please") + words(expected),
+    )
+    assert all(c.usage is None for c in chunks[:-1])
+    (rec,) = br.requests
+    assert rec.path == f"/model/{BEDROCK_MODEL}/converse-stream"
+    assert rec.json == {
+        "messages": [{"role": "user", "content": [{"text": "stream this please"}]}],
+        "system": [{"text": "Be brief"}],
+    }
+    assert_signed_by_gateway(rec, br)
+    log = ai_records(bedrock_gw, before + 1)[before]
+    assert log["stream"] and log["completed"] and "error" not in log
+    assert (log["input_tokens"], log["output_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert log["time_to_first_token_ms"] is not None
+
+
+def test_bedrock_chat_stream_without_usage(br, bedrock_gw):
+    text, chunks = openai_stream(
+        oai(bedrock_gw), model=BEDROCK_MODEL, messages=[{"role": "user", "content": "no usage please"}]
+    )
+    assert text == said("bedrock", "no usage please")
+    assert all(c.choices for c in chunks) and all(c.usage is None for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_bedrock_env_credentials(br, bedrock_gw):
+    """``credentials: {env: SIMAWS_}`` reads the three ``SIMAWS_*`` variables of the gateway process."""
+    r = oai(bedrock_gw).chat.completions.create(
+        model="env.nova-lite", messages=[{"role": "user", "content": "from the environment"}]
+    )
+    assert r.choices[0].message.content == said("bedrock", "from the environment")
+    (rec,) = br.requests
+    assert rec.path == "/model/env.nova-lite/converse"
+    assert_signed_by_gateway(rec, br)
+
+
+def test_bedrock_anthropic_sdk(br, bedrock_gw):
+    client = ant(bedrock_gw)
+    m = client.messages.create(
+        model=BEDROCK_MODEL,
+        max_tokens=200,
+        system="You are terse",
+        messages=[{"role": "user", "content": "Hi from Claude SDK"}],
+        stop_sequences=["qqq"],
+    )
+    text = said("bedrock", "Hi from Claude SDK")
+    assert m.type == "message" and m.role == "assistant" and m.model == BEDROCK_MODEL
+    assert [(b.type, b.text) for b in m.content] == [("text", text)]
+    assert m.stop_reason == "end_turn"
+    assert (m.usage.input_tokens, m.usage.output_tokens) == (ptoks("You are terse", "Hi from Claude SDK"), words(text))
+    (rec,) = br.requests
+    assert rec.path == f"/model/{BEDROCK_MODEL}/converse"
+    assert rec.json == {
+        "messages": [{"role": "user", "content": [{"text": "Hi from Claude SDK"}]}],
+        "system": [{"text": "You are terse"}],
+        "inferenceConfig": {"maxTokens": 200, "stopSequences": ["qqq"]},
+    }
+    assert_signed_by_gateway(rec, br)
+
+
+def test_bedrock_anthropic_sdk_stream(br, bedrock_gw):
+    client = ant(bedrock_gw)
+    with client.messages.stream(
+        model=BEDROCK_MODEL, max_tokens=200, messages=[{"role": "user", "content": "stream to Claude SDK"}]
+    ) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    text = said("bedrock", "stream to Claude SDK")
+    assert "".join(pieces) == text and len(pieces) == words(text)
+    assert [(b.type, b.text) for b in final.content] == [("text", text)]
+    assert final.stop_reason == "end_turn"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (ptoks("stream to Claude SDK"), words(text))
+    (rec,) = br.requests
+    assert rec.path == f"/model/{BEDROCK_MODEL}/converse-stream"
+    assert rec.json["inferenceConfig"] == {"maxTokens": 200}
+    assert_signed_by_gateway(rec, br)
+
+
+def test_bedrock_tools_round_trip(br, bedrock_gw):
+    client = oai(bedrock_gw)
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    r = client.chat.completions.create(model=BEDROCK_MODEL, messages=messages, tools=[WEATHER_TOOL])
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and not choice.message.content
+    (call,) = choice.message.tool_calls
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == WEATHER_ARGS
+    assert call.id.startswith("tooluse_")
+    assert r.usage.completion_tokens == words(f"get_weather {compact(WEATHER_ARGS)}")
+    assert br.requests[0].json["toolConfig"] == {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "get_weather",
+                    "description": "Current weather in a city",
+                    "inputSchema": {"json": WEATHER_TOOL["function"]["parameters"]},
+                }
+            }
+        ]
+    }
+    # The tool's result goes back; the answer uses it.
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp":21}'},
+    ]
+    r2 = client.chat.completions.create(model=BEDROCK_MODEL, messages=messages, tools=[WEATHER_TOOL])
+    assert r2.choices[0].message.content == tool_said("bedrock", '{"temp":21}')
+    assert r2.choices[0].finish_reason == "stop"
+    sent = br.requests[1].json
+    assert sent["messages"] == [
+        {"role": "user", "content": [{"text": "Weather in Paris?"}]},
+        {"role": "assistant", "content": [{"toolUse": {"toolUseId": call.id, "name": "get_weather", "input": WEATHER_ARGS}}]},
+        {"role": "user", "content": [{"toolResult": {"toolUseId": call.id, "content": [{"text": '{"temp":21}'}]}}]},
+    ]
+    assert "toolConfig" in sent
+    assert r2.usage.prompt_tokens == ptoks(
+        "Weather in Paris?", f"get_weather {compact(WEATHER_ARGS)}", '{"temp":21}'
+    )
+
+
+def test_bedrock_forced_tool_stream(br, bedrock_gw):
+    """A named ``tool_choice`` becomes Converse's ``toolChoice.tool``; the call streams as toolUse deltas."""
+    lookup = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]},
+        },
+    }
+    _, chunks = openai_stream(
+        oai(bedrock_gw),
+        model=BEDROCK_MODEL,
+        messages=[{"role": "user", "content": "Look it up"}],
+        tools=[WEATHER_TOOL, lookup],
+        tool_choice={"type": "function", "function": {"name": "lookup"}},
+    )
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert calls[0].function.name == "lookup" and calls[0].id.startswith("tooluse_")
+    assert json.loads("".join(tc.function.arguments or "" for tc in calls)) == {"n": 1}
+    assert {tc.index for tc in calls} == {0}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert br.requests[0].json["toolConfig"]["toolChoice"] == {"tool": {"name": "lookup"}}
+
+
+def test_bedrock_anthropic_sdk_tools_round_trip(br, bedrock_gw):
+    client = ant(bedrock_gw)
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    m = client.messages.create(model=BEDROCK_MODEL, max_tokens=100, messages=messages, tools=[WEATHER_TOOL_ANTHROPIC])
+    assert m.stop_reason == "tool_use"
+    (use,) = [b for b in m.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and use.input == WEATHER_ARGS
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in m.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 21C"}]},
+    ]
+    m2 = client.messages.create(model=BEDROCK_MODEL, max_tokens=100, messages=messages, tools=[WEATHER_TOOL_ANTHROPIC])
+    assert [(b.type, b.text) for b in m2.content] == [("text", tool_said("bedrock", "sunny, 21C"))]
+    assert m2.stop_reason == "end_turn"
+    assert br.requests[1].json["messages"][2] == {
+        "role": "user",
+        "content": [{"toolResult": {"toolUseId": use.id, "content": [{"text": "sunny, 21C"}]}}],
+    }
+
+
+def test_bedrock_length(br, bedrock_gw):
+    r = oai(bedrock_gw).chat.completions.create(
+        model=BEDROCK_MODEL, messages=[{"role": "user", "content": "a long answer please"}], max_tokens=3
+    )
+    assert r.choices[0].message.content == "Hello from bedrock!"
+    assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 3
+    assert br.requests[-1].json["inferenceConfig"] == {"maxTokens": 3}
+    m = ant(bedrock_gw).messages.create(
+        model=BEDROCK_MODEL, max_tokens=2, messages=[{"role": "user", "content": "a long answer please"}]
+    )
+    assert m.content[0].text == "Hello from" and m.stop_reason == "max_tokens" and m.usage.output_tokens == 2
+    _, chunks = openai_stream(
+        oai(bedrock_gw), model=BEDROCK_MODEL, messages=[{"role": "user", "content": "long"}], max_tokens=1
+    )
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_bedrock_throttled(br, bedrock_gw):
+    br.fail(429, message="Too many tokens, please wait before trying again.", retry_after=7)
+    with pytest.raises(openai.RateLimitError) as err:
+        oai(bedrock_gw).chat.completions.create(model=BEDROCK_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert err.value.status_code == 429
+    assert err.value.body["message"] == "Too many tokens, please wait before trying again."
+    assert err.value.response.headers["retry-after"] == "7"
+    assert len(br.requests) == 1  # one backend for this model: no retry
+    br.fail(429, message="Rate exceeded for this model")
+    with pytest.raises(anthropic.RateLimitError) as aerr:
+        ant(bedrock_gw).messages.create(model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert aerr.value.body["error"] == {"type": "rate_limit_error", "message": "Rate exceeded for this model"}
+
+
+def test_bedrock_validation_error(br, bedrock_gw):
+    message = "The model returned the following errors: max_tokens: 999999 > 8192"
+    br.fail(400, message=message)
+    with pytest.raises(openai.BadRequestError) as err:
+        oai(bedrock_gw).chat.completions.create(model=BEDROCK_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert err.value.body["message"] == message
+    br.fail(400, error_type="ValidationException", message=message)
+    with pytest.raises(anthropic.BadRequestError) as aerr:
+        ant(bedrock_gw).messages.create(model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert aerr.value.body["error"] == {"type": "invalid_request_error", "message": message}
+
+
+def test_bedrock_stream_exception_event(br, bedrock_gw):
+    """ConverseStream's in-stream exception (after a few events) fails the client's stream."""
+    before = count_ai_records(bedrock_gw)
+    br.stream_error(after_events=3, error_type="throttlingException", message="slow down")
+    seen = []
+    with pytest.raises(openai.APIError) as err:
+        for chunk in oai(bedrock_gw).chat.completions.create(
+            model=BEDROCK_MODEL, messages=[{"role": "user", "content": "one two three four"}], stream=True
+        ):
+            seen.append(chunk)
+    assert "slow down" in err.value.message and "throttlingException" in err.value.message
+    assert "".join(c.choices[0].delta.content or "" for c in seen) == "Hello from "
+    log = ai_records(bedrock_gw, before + 1)[before]
+    assert log["stream"] and not log["completed"] and log["error"]
+    br.stream_error(after_events=2, error_type="modelStreamErrorException", message="model broke")
+    with pytest.raises(anthropic.APIStatusError) as aerr:
+        with ant(bedrock_gw).messages.stream(
+            model=BEDROCK_MODEL, max_tokens=100, messages=[{"role": "user", "content": "go"}]
+        ) as stream:
+            for _ in stream:
+                pass
+    assert "model broke" in str(aerr.value)
+
+
+def test_bedrock_stream_cut(br, bedrock_gw):
+    br.cut(after_events=4)
+    seen = []
+    with pytest.raises(openai.APIError) as err:
+        for chunk in oai(bedrock_gw).chat.completions.create(
+            model=BEDROCK_MODEL, messages=[{"role": "user", "content": "cut me off"}], stream=True
+        ):
+            seen.append(chunk)
+    assert "interrupted" in err.value.message
+    assert 0 < len(seen) <= 4
+    br.cut(after_events=3)
+    with pytest.raises(anthropic.APIStatusError):
+        with ant(bedrock_gw).messages.stream(
+            model=BEDROCK_MODEL, max_tokens=100, messages=[{"role": "user", "content": "cut me off"}]
+        ) as stream:
+            for _ in stream:
+                pass
+
+
+def test_bedrock_wrong_credentials(bedrock):
+    """A secret key the provider refuses is the gateway's problem: 502, and the secret appears nowhere."""
+    bedrock.reset()
+    wrong = "wrong/secret/key/DO-NOT-LEAK-0123456789"
+    yaml = config(
+        GATEWAY,
+        backend_for("bedrock", bedrock.port),
+        secret("aws", {"accessKeyId": AWS_ACCESS_KEY, "secretAccessKey": wrong, "sessionToken": AWS_SESSION_TOKEN}),
+        ai_backend("bedrock", "bedrock", BEDROCK_PROVIDER, "{secretRef: {name: aws}}"),
+        route("bedrock", "bedrock"),
+    )
+    with Gateway(yaml) as gw:
+        with pytest.raises(openai.APIStatusError) as err:
+            oai(gw).chat.completions.create(model=BEDROCK_MODEL, messages=[{"role": "user", "content": "hi"}])
+        assert err.value.status_code == 502
+        assert err.value.body["code"] == "provider_auth_error"
+        with pytest.raises(anthropic.APIStatusError) as aerr:
+            ant(gw).messages.create(model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        assert aerr.value.status_code == 502
+        (rec, _) = bedrock.requests
+        assert rec.header("authorization").startswith(f"AWS4-HMAC-SHA256 Credential={AWS_ACCESS_KEY}/")
+        for text in (err.value.response.text, aerr.value.response.text, gw.output(), gw.access_log_path.read_text()):
+            assert wrong not in text and "DO-NOT-LEAK" not in text

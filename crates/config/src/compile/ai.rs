@@ -14,8 +14,8 @@ use super::index::Index;
 use crate::duration::parse_duration;
 use crate::error::Diagnostics;
 use crate::ir::{
-    AiBackend, AiListener, AiRouteSettings, BackendTarget, Endpoints, Failover, Price,
-    DEFAULT_MAX_REQUEST_BYTES,
+    AiBackend, AiListener, AiRouteOverrides, AiRouteSettings, BackendTarget, Endpoints, Failover,
+    Price, DEFAULT_MAX_REQUEST_BYTES,
 };
 use crate::objects::ai::{
     AiBackendSpec, AiPolicySpec, CredentialSource, FailoverSpec, ProviderSpec, ProviderType,
@@ -31,7 +31,7 @@ pub(crate) struct AiCatalog {
     backends: HashMap<Key, Result<Arc<AiBackend>, String>>,
     pub list: Vec<Arc<AiBackend>>,
     gateways: HashMap<Key, Arc<AiListener>>,
-    routes: HashMap<Key, Arc<AiRouteSettings>>,
+    routes: HashMap<Key, Arc<AiRouteOverrides>>,
 }
 
 impl AiCatalog {
@@ -54,7 +54,7 @@ impl AiCatalog {
         }
     }
 
-    pub fn route(&self, ns: &str, name: &str) -> Option<Arc<AiRouteSettings>> {
+    pub fn route(&self, ns: &str, name: &str) -> Option<Arc<AiRouteOverrides>> {
         self.routes
             .get(&(ns.to_string(), name.to_string()))
             .cloned()
@@ -576,9 +576,13 @@ fn policy(idx: &Index<'_>, p: &Object<AiPolicySpec>, cat: &mut AiCatalog, diags:
                     ),
                 ));
             }
+            let overrides = AiRouteOverrides {
+                allowed_regions: route_settings.allowed_regions.clone(),
+                failover: spec.failover.as_ref().map(|_| route_settings.failover),
+            };
             if cat
                 .routes
-                .insert(key.clone(), Arc::new(route_settings.clone()))
+                .insert(key.clone(), Arc::new(overrides))
                 .is_some()
             {
                 diags.error(p.error(

@@ -151,18 +151,25 @@ impl<'a> Index<'a> {
         if from_ns == to_ns {
             return true;
         }
+        // The referring object's API group: Sluice's own kinds live in sluice.dev.
+        let from_group = match from_kind {
+            "AIBackend" | "AIPolicy" => crate::objects::ai::SLUICE_GROUP,
+            _ => GATEWAY_GROUP,
+        };
         self.set
             .reference_grants
             .iter()
             .filter(|g| g.namespace() == to_ns)
             .any(|g| {
-                g.spec.from.iter().any(|f| {
-                    f.group == GATEWAY_GROUP && f.kind == from_kind && f.namespace == from_ns
-                }) && g.spec.to.iter().any(|t| {
-                    t.group == to_group
-                        && t.kind == to_kind
-                        && t.name.as_deref().is_none_or(|n| n == to_name)
-                })
+                g.spec
+                    .from
+                    .iter()
+                    .any(|f| f.group == from_group && f.kind == from_kind && f.namespace == from_ns)
+                    && g.spec.to.iter().any(|t| {
+                        t.group == to_group
+                            && t.kind == to_kind
+                            && t.name.as_deref().is_none_or(|n| n == to_name)
+                    })
             })
     }
 }

@@ -66,7 +66,31 @@ impl Default for AiListener {
     }
 }
 
-/// Settings that an HTTPRoute's `AIPolicy` may override for its rules.
+/// What an HTTPRoute's `AIPolicy` sets for its rules; unset fields inherit the Gateway's.
+#[derive(Debug, Clone, Default)]
+pub struct AiRouteOverrides {
+    pub allowed_regions: Option<Vec<Arc<str>>>,
+    pub failover: Option<Failover>,
+}
+
+impl AiRouteSettings {
+    /// The Gateway's settings with a route's overrides applied. Regions can only narrow: a
+    /// route may restrict traffic further than its Gateway, never lift the Gateway's restriction.
+    pub fn with(&self, o: &AiRouteOverrides) -> AiRouteSettings {
+        let allowed_regions = match (&self.allowed_regions, &o.allowed_regions) {
+            (None, r) | (r, None) => r.clone(),
+            (Some(gw), Some(route)) => {
+                Some(route.iter().filter(|r| gw.contains(r)).cloned().collect())
+            }
+        };
+        AiRouteSettings {
+            allowed_regions,
+            failover: o.failover.unwrap_or(self.failover),
+        }
+    }
+}
+
+/// Settings that apply to a rule's AI backends: the Gateway's, narrowed by the route's policy.
 #[derive(Debug, Clone, Default)]
 pub struct AiRouteSettings {
     /// `None` = any region.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 
-use super::{AiBackend, AiRouteSettings, Cluster};
+use super::{AiBackend, AiRouteOverrides, Cluster};
 
 /// One `matches[]` entry of a rule, bound to its rule. A virtual host's entries are sorted by
 /// Gateway API precedence, so the first entry that matches a request wins.
@@ -75,7 +75,7 @@ pub struct RuleIr {
     pub timeouts: Timeouts,
     pub retry: Option<RetryPolicy>,
     /// The route's `AIPolicy` settings, overriding the Gateway's for this rule.
-    pub ai: Option<Arc<AiRouteSettings>>,
+    pub ai: Option<Arc<AiRouteOverrides>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -64,6 +64,15 @@ impl Health {
         false
     }
 
+    /// Whether the backend should be tried only after every other: ejected and still resting, or
+    /// its half-open probe already in flight. Claims nothing (ordering is not trying).
+    pub fn resting(&self, epoch: Instant) -> bool {
+        let until = self.ejected_until_ms.load(Ordering::Acquire);
+        until != 0
+            && ((epoch.elapsed().as_millis() as u64) < until
+                || self.probing.load(Ordering::Acquire))
+    }
+
     pub fn is_ejected(&self, epoch: Instant) -> bool {
         let until = self.ejected_until_ms.load(Ordering::Acquire);
         until != 0 && (epoch.elapsed().as_millis() as u64) < until

@@ -16,7 +16,6 @@ use sluice_llm::respond;
 use sluice_llm::stream::StreamAdapter;
 use sluice_llm::{Operation, TranslateError};
 
-use super::health::Admit;
 use super::stream_body::{AiStream, MockStream};
 use super::tally::{lock, SharedTally};
 use super::{models, retry_after_secs, AiError, Intake};
@@ -77,7 +76,14 @@ impl Proxy {
             t.request_model = request.model.clone();
             t.stream = request.stream;
         }
-        let settings = s.rule.ai.as_deref().unwrap_or(&s.intake.settings.route);
+        let merged;
+        let settings = match s.rule.ai.as_deref() {
+            Some(overrides) => {
+                merged = s.intake.settings.route.with(overrides);
+                &merged
+            }
+            None => &s.intake.settings.route,
+        };
         let candidates = self.candidates(s.rt, s.rule, op, &request.model, settings)?;
         let max_attempts = settings
             .failover
@@ -92,6 +98,9 @@ impl Proxy {
             attempts += 1;
             lock(&s.tally).attempts = attempts;
             let health = &s.rt.ai_health[backend.id];
+            // Claims the half-open probe when the rest is over; a resting backend reached here
+            // is the last resort and is tried anyway.
+            let _ = health.admit(self.epoch);
             match self.attempt(&s, backend, settings).await {
                 Attempt::Answer(resp) => {
                     health.success();
@@ -114,6 +123,7 @@ impl Proxy {
                     tracing::debug!(backend = %backend.name, status = %e.status, error = %e.message, "AI attempt failed");
                     last = Some(e);
                     if i + 1 < candidates.len() {
+                        self.count_failed_attempt(backend);
                         i += 1;
                         continue;
                     }
@@ -137,6 +147,22 @@ impl Proxy {
                 "no backend of this route can serve this request",
             )
         }))
+    }
+
+    /// A failed attempt before failover: counted here, since the exchange reports only the backend
+    /// that ended it.
+    fn count_failed_attempt(&self, b: &AiBackend) {
+        use crate::metrics::{AiBackendLabels, Label};
+        self.metrics
+            .gen_ai
+            .backend_requests
+            .get_or_create(&AiBackendLabels {
+                backend: Label(b.name.clone()),
+                provider: b.provider.otel_name(),
+                region: Label(b.region.clone().unwrap_or_else(|| Arc::from(""))),
+                outcome: "failover",
+            })
+            .inc();
     }
 
     fn note_backend(&self, tally: &SharedTally, b: &AiBackend) {
@@ -239,7 +265,7 @@ impl Proxy {
         // Ejected backends go last: tried only when every healthy one failed.
         let (mut ready, ejected): (Vec<_>, Vec<_>) = ordered
             .into_iter()
-            .partition(|b| rt.ai_health[b.id].admit(self.epoch) != Admit::No);
+            .partition(|b| !rt.ai_health[b.id].resting(self.epoch));
         ready.extend(ejected);
         Ok(ready)
     }

@@ -561,3 +561,376 @@ def test_bedrock_wrong_credentials(bedrock):
         assert rec.header("authorization").startswith(f"AWS4-HMAC-SHA256 Credential={AWS_ACCESS_KEY}/")
         for text in (err.value.response.text, aerr.value.response.text, gw.output(), gw.access_log_path.read_text()):
             assert wrong not in text and "DO-NOT-LEAK" not in text
+
+
+# ==========================================================================================================
+# Google: Vertex AI and the Gemini API
+# ==========================================================================================================
+
+VERTEX_PROVIDER = "{type: VertexAI, vertex: {project: sim-project, location: us-central1}}"
+VERTEX_PREFIX = "/v1/projects/sim-project/locations/us-central1/publishers/google/models/"
+GEMINI_PREFIX = "/v1beta/models/"
+
+
+def vertex_config(sim: GoogleSim, key_path: str, extra: str = "") -> str:
+    return config(
+        GATEWAY,
+        backend_for("google", sim.port),
+        ai_backend("vertex", "google", VERTEX_PROVIDER, f"{{file: {key_path}}}", ["gemini-*"]),
+        *([extra] if extra else []),
+        route("vertex", "vertex", *(["vertex-secret"] if extra else [])),
+    )
+
+
+@pytest.fixture(scope="module")
+def vertex_sim():
+    with GoogleSim(api_key=GEMINI_API_KEY) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def vertex_account(vertex_sim, tmp_path_factory):
+    info = vertex_sim.new_service_account()
+    return info, write_service_account(info, tmp_path_factory.mktemp("vertex-key"))
+
+
+@pytest.fixture(scope="module")
+def vertex_gw(vertex_sim, vertex_account):
+    """Vertex AI with the service-account key from a file (``gemini-*`` models) and another account's key
+    from a Secret (``secret-*`` models)."""
+    other = vertex_sim.new_service_account()
+    extra = config(
+        secret("vertex-sa", {"key.json": json.dumps(other)}),
+        ai_backend(
+            "vertex-secret", "google", VERTEX_PROVIDER, "{secretRef: {name: vertex-sa, key: key.json}}", ["secret-*"]
+        ),
+    )
+    with Gateway(vertex_config(vertex_sim, vertex_account[1], extra)) as gw:
+        gw.other_account = other
+        yield gw
+
+
+@pytest.fixture
+def vx(vertex_sim, vertex_gw):
+    vertex_sim.reset()
+    return vertex_sim
+
+
+@pytest.fixture(scope="module")
+def gemini_sim():
+    with GoogleSim(api_key=GEMINI_API_KEY) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def gemini_gw(gemini_sim):
+    yaml = config(
+        GATEWAY,
+        backend_for("google", gemini_sim.port),
+        secret("gemini", {"apiKey": GEMINI_API_KEY}),
+        ai_backend("gemini", "google", "{type: Gemini}", "{secretRef: {name: gemini}}"),
+        route("gemini", "gemini"),
+    )
+    with Gateway(yaml) as gw:
+        yield gw
+
+
+@pytest.fixture
+def gm(gemini_sim, gemini_gw):
+    gemini_sim.reset()
+    return gemini_sim
+
+
+def issued_tokens(sim: GoogleSim, account: dict) -> list[str]:
+    return [t for t, meta in sim.tokens.items() if meta["account"] == account["client_email"]]
+
+
+def assert_vertex_auth(rec, sim: GoogleSim, account: dict) -> None:
+    """The call carries a bearer token the simulator's token endpoint issued to ``account``."""
+    auth = rec.header("authorization")
+    assert auth and auth.startswith("Bearer ya29.sim-")
+    assert auth[7:] in issued_tokens(sim, account)
+    assert rec.header("x-goog-api-key") is None
+    assert_no_client_key(rec)
+
+
+def assert_gemini_auth(rec) -> None:
+    assert rec.header("x-goog-api-key") == GEMINI_API_KEY
+    assert "key" not in rec.query  # the key travels in the header, never in the URL
+    assert rec.header("authorization") is None
+    assert_no_client_key(rec)
+
+
+@pytest.fixture(params=["vertex", "gemini"])
+def google(request, vertex_account):
+    """Both Google flavours, for tests whose expectations are the same: ``(sim, gateway, path prefix,
+    auth check)``."""
+    if request.param == "vertex":
+        sim, gw = request.getfixturevalue("vx"), request.getfixturevalue("vertex_gw")
+        return sim, gw, VERTEX_PREFIX, lambda rec: assert_vertex_auth(rec, sim, vertex_account[0])
+    sim, gw = request.getfixturevalue("gm"), request.getfixturevalue("gemini_gw")
+    return sim, gw, GEMINI_PREFIX, assert_gemini_auth
+
+
+def test_google_chat(google):
+    sim, gw, prefix, check_auth = google
+    before = len(ai_records(gw, 0))
+    r = oai(gw).chat.completions.create(
+        model=GEMINI_MODEL,
+        messages=[{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hello Gemini"}],
+        max_tokens=100,
+        temperature=0.5,
+        top_p=0.9,
+        stop=["zzz"],
+        seed=7,
+    )
+    text = said("google", "Hello Gemini")
+    assert r.choices[0].message.content == text and r.choices[0].finish_reason == "stop"
+    assert r.model == GEMINI_MODEL
+    prompt = ptoks("Be brief", "Hello Gemini")
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (
+        prompt,
+        words(text),
+        prompt + words(text),
+    )
+    calls = [q for q in sim.requests if q.path != "/token"]
+    (rec,) = calls
+    assert rec.path == f"{prefix}{GEMINI_MODEL}:generateContent" and rec.query == {}
+    assert rec.json == {
+        "contents": [{"role": "user", "parts": [{"text": "Hello Gemini"}]}],
+        "systemInstruction": {"parts": [{"text": "Be brief"}]},
+        "generationConfig": {
+            "maxOutputTokens": 100,
+            "temperature": 0.5,
+            "topP": 0.9,
+            "seed": 7,
+            "stopSequences": ["zzz"],
+        },
+    }
+    check_auth(rec)
+    log = ai_records(gw, before + 1)[before]
+    assert log["completed"] and not log["stream"] and log["request_model"] == GEMINI_MODEL
+    assert (log["input_tokens"], log["output_tokens"], log["total_tokens"]) == (
+        prompt,
+        words(text),
+        prompt + words(text),
+    )
+
+
+def test_google_chat_stream(google):
+    sim, gw, prefix, check_auth = google
+    before = len(ai_records(gw, 0))
+    messages = [{"role": "user", "content": "stream this please"}]
+    text, chunks = openai_stream(
+        oai(gw), model=GEMINI_MODEL, messages=messages, stream_options={"include_usage": True}
+    )
+    expected = said("google", "stream this please")
+    assert text == expected
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == words(expected)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (
+        ptoks("stream this please"),
+        words(expected),
+        ptoks("stream this please") + words(expected),
+    )
+    (rec,) = [q for q in sim.requests if q.path != "/token"]
+    assert rec.path == f"{prefix}{GEMINI_MODEL}:streamGenerateContent" and rec.query == {"alt": "sse"}
+    assert rec.json == {"contents": [{"role": "user", "parts": [{"text": "stream this please"}]}]}
+    check_auth(rec)
+    log = ai_records(gw, before + 1)[before]
+    assert log["stream"] and log["completed"]
+    assert (log["input_tokens"], log["output_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    # Without include_usage: no usage chunk.
+    text, chunks = openai_stream(oai(gw), model=GEMINI_MODEL, messages=messages)
+    assert text == expected and all(c.choices and c.usage is None for c in chunks)
+
+
+def test_google_anthropic_sdk(google):
+    sim, gw, prefix, check_auth = google
+    client = ant(gw)
+    m = client.messages.create(
+        model=GEMINI_MODEL,
+        max_tokens=200,
+        system="You are terse",
+        messages=[{"role": "user", "content": "Hi from Claude SDK"}],
+    )
+    text = said("google", "Hi from Claude SDK")
+    assert [(b.type, b.text) for b in m.content] == [("text", text)] and m.stop_reason == "end_turn"
+    assert (m.usage.input_tokens, m.usage.output_tokens) == (ptoks("You are terse", "Hi from Claude SDK"), words(text))
+    with client.messages.stream(
+        model=GEMINI_MODEL, max_tokens=200, messages=[{"role": "user", "content": "stream to Claude SDK"}]
+    ) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    text = said("google", "stream to Claude SDK")
+    assert "".join(pieces) == text and len(pieces) == words(text)
+    assert final.stop_reason == "end_turn" and final.content[0].text == text
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (ptoks("stream to Claude SDK"), words(text))
+    whole, streamed = [q for q in sim.requests if q.path != "/token"]
+    assert whole.path == f"{prefix}{GEMINI_MODEL}:generateContent"
+    assert whole.json == {
+        "contents": [{"role": "user", "parts": [{"text": "Hi from Claude SDK"}]}],
+        "systemInstruction": {"parts": [{"text": "You are terse"}]},
+        "generationConfig": {"maxOutputTokens": 200},
+    }
+    assert streamed.path == f"{prefix}{GEMINI_MODEL}:streamGenerateContent" and streamed.query == {"alt": "sse"}
+    check_auth(whole)
+    check_auth(streamed)
+
+
+def test_google_tools_round_trip(google):
+    sim, gw, prefix, _ = google
+    client = oai(gw)
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    r = client.chat.completions.create(model=GEMINI_MODEL, messages=messages, tools=[WEATHER_TOOL])
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.id == "call_0" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == WEATHER_ARGS
+    assert r.usage.completion_tokens == words(f"get_weather {compact(WEATHER_ARGS)}")
+    calls = [q for q in sim.requests if q.path != "/token"]
+    assert calls[0].json["tools"] == [
+        {
+            "functionDeclarations": [
+                {
+                    "name": "get_weather",
+                    "description": "Current weather in a city",
+                    "parameters": WEATHER_TOOL["function"]["parameters"],
+                }
+            ]
+        }
+    ]
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp":21}'},
+    ]
+    r2 = client.chat.completions.create(model=GEMINI_MODEL, messages=messages, tools=[WEATHER_TOOL])
+    assert r2.choices[0].message.content == tool_said("google", '{"temp":21}')
+    assert r2.choices[0].finish_reason == "stop"
+    calls = [q for q in sim.requests if q.path != "/token"]
+    assert calls[1].json["contents"] == [
+        {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": WEATHER_ARGS}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 21}}}]},
+    ]
+    # A forced tool, streamed: Gemini's mode ANY with the one allowed name.
+    _, chunks = openai_stream(
+        client,
+        model=GEMINI_MODEL,
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    streamed = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert [tc.function.name for tc in streamed if tc.function.name] == ["get_weather"]
+    assert json.loads("".join(tc.function.arguments or "" for tc in streamed)) == WEATHER_ARGS
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    calls = [q for q in sim.requests if q.path != "/token"]
+    assert calls[2].json["toolConfig"] == {
+        "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}
+    }
+
+
+def test_google_anthropic_sdk_tools_round_trip(google):
+    sim, gw, _, _ = google
+    client = ant(gw)
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    m = client.messages.create(model=GEMINI_MODEL, max_tokens=100, messages=messages, tools=[WEATHER_TOOL_ANTHROPIC])
+    assert m.stop_reason == "tool_use"
+    (use,) = [b for b in m.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and use.input == WEATHER_ARGS
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in m.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 21C"}]},
+    ]
+    m2 = client.messages.create(model=GEMINI_MODEL, max_tokens=100, messages=messages, tools=[WEATHER_TOOL_ANTHROPIC])
+    # A tool result that is not a JSON object goes to Gemini wrapped as {"content": ...}.
+    assert [(b.type, b.text) for b in m2.content] == [("text", tool_said("google", '{"content":"sunny, 21C"}'))]
+    calls = [q for q in sim.requests if q.path != "/token"]
+    assert calls[1].json["contents"][2] == {
+        "role": "user",
+        "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny, 21C"}}}],
+    }
+
+
+def test_google_length(google):
+    sim, gw, _, _ = google
+    r = oai(gw).chat.completions.create(
+        model=GEMINI_MODEL, messages=[{"role": "user", "content": "a long answer please"}], max_tokens=3
+    )
+    assert r.choices[0].message.content == "Hello from google!"
+    assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 3
+    m = ant(gw).messages.create(
+        model=GEMINI_MODEL, max_tokens=2, messages=[{"role": "user", "content": "a long answer please"}]
+    )
+    assert m.content[0].text == "Hello from" and m.stop_reason == "max_tokens"
+    _, chunks = openai_stream(oai(gw), model=GEMINI_MODEL, messages=[{"role": "user", "content": "long"}], max_tokens=1)
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_google_provider_errors(google):
+    sim, gw, _, _ = google
+    message = "* GenerateContentRequest.generation_config.max_output_tokens: must be positive"
+    sim.fail(400, message=message, path=":generate")
+    with pytest.raises(openai.BadRequestError) as err:
+        oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert err.value.body["message"] == message
+    sim.fail(400, message=message, path=":generate")
+    with pytest.raises(anthropic.BadRequestError) as aerr:
+        ant(gw).messages.create(model=GEMINI_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert aerr.value.body["error"] == {"type": "invalid_request_error", "message": message}
+    sim.fail(429, message="Resource has been exhausted (e.g. check quota).", path=":generate")
+    with pytest.raises(openai.RateLimitError) as rerr:
+        oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert rerr.value.body["message"] == "Resource has been exhausted (e.g. check quota)."
+    sim.fail(503, path=":generate")
+    with pytest.raises(openai.InternalServerError) as serr:
+        oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert serr.value.status_code == 503 and serr.value.body["message"] == "The model is overloaded. Please try again later."
+
+
+def test_google_stream_error_event(google):
+    sim, gw, _, _ = google
+    before = len(ai_records(gw, 0))
+    sim.stream_error(after_events=2, message="Internal error encountered.", path=":stream")
+    seen = []
+    with pytest.raises(openai.APIError) as err:
+        for chunk in oai(gw).chat.completions.create(
+            model=GEMINI_MODEL, messages=[{"role": "user", "content": "one two three"}], stream=True
+        ):
+            seen.append(chunk)
+    assert err.value.message.endswith("Internal error encountered.")
+    assert "".join(c.choices[0].delta.content or "" for c in seen) == "Hello from "
+    log = ai_records(gw, before + 1)[before]
+    assert log["stream"] and not log["completed"] and log["error"]
+    sim.stream_error(after_events=1, message="Internal error encountered.", path=":stream")
+    with pytest.raises(anthropic.APIStatusError) as aerr:
+        with ant(gw).messages.stream(
+            model=GEMINI_MODEL, max_tokens=100, messages=[{"role": "user", "content": "go"}]
+        ) as stream:
+            for _ in stream:
+                pass
+    assert "Internal error encountered." in str(aerr.value)
+
+
+def test_google_stream_cut(google):
+    sim, gw, _, _ = google
+    sim.cut(after_events=3, path=":stream")
+    seen = []
+    with pytest.raises(openai.APIError) as err:
+        for chunk in oai(gw).chat.completions.create(
+            model=GEMINI_MODEL, messages=[{"role": "user", "content": "cut me off now"}], stream=True
+        ):
+            seen.append(chunk)
+    assert "interrupted" in err.value.message or "ended before" in err.value.message
+    assert "".join(c.choices[0].delta.content or "" for c in seen) == "Hello from google! "
+    sim.cut(after_events=2, path=":stream")
+    with pytest.raises(anthropic.APIStatusError):
+        with ant(gw).messages.stream(
+            model=GEMINI_MODEL, max_tokens=100, messages=[{"role": "user", "content": "cut me off"}]
+        ) as stream:
+            for _ in stream:
+                pass

@@ -191,8 +191,9 @@ def azure(env):
     return env[3]
 
 
-@pytest.fixture
-def client(gw):
+@pytest.fixture(scope="module")
+def client(env):
+    gw = env[0]
     return openai.OpenAI(base_url=gw.openai_base_url, api_key=CLIENT_KEY, max_retries=0)
 
 

@@ -8,4 +8,6 @@ mod schema;
 pub mod translate;
 pub mod vertex_auth;
 
-pub use translate::{error_message, generate_request, generate_response, GenerateStream};
+pub use translate::{
+    api_key_rejected, error_message, generate_request, generate_response, GenerateStream,
+};

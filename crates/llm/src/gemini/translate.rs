@@ -822,6 +822,25 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
+/// Whether a Google error body says the API key itself was refused (`API_KEY_INVALID` in the
+/// error's `details`). The Gemini API answers a wrong or revoked key with 400 `INVALID_ARGUMENT`,
+/// not 401, so the status alone cannot tell the gateway's credential problem from a bad request.
+pub fn api_key_rejected(body: &[u8]) -> bool {
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    let error = parsed.as_ref().and_then(|v| match v {
+        Value::Array(items) => items.first().and_then(|first| first.get("error")),
+        other => other.get("error"),
+    });
+    error
+        .and_then(|e| e.get("details"))
+        .and_then(Value::as_array)
+        .is_some_and(|details| {
+            details
+                .iter()
+                .any(|d| d.get("reason").and_then(Value::as_str) == Some("API_KEY_INVALID"))
+        })
+}
+
 /// A Google `error` value's message.
 fn error_text(error: &Value) -> String {
     match error.get("message").and_then(Value::as_str) {

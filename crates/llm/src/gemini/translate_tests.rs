@@ -847,3 +847,19 @@ fn error_messages() {
     assert_eq!(error_message(br#"{"error": "quota"}"#), "quota");
     assert_eq!(error_message(b"\xffbad"), "\u{fffd}bad");
 }
+
+#[test]
+fn api_key_rejections() {
+    // As the Gemini API answers a wrong key: 400 INVALID_ARGUMENT, the reason in the details.
+    let wrong_key = br#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]}}"#;
+    assert!(api_key_rejected(wrong_key));
+    let array = br#"[{"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}}]"#;
+    assert!(api_key_rejected(array));
+    // A bad request of the client's own is not a key problem.
+    let bad_request = br#"{"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified", "status": "INVALID_ARGUMENT"}}"#;
+    assert!(!api_key_rejected(bad_request));
+    assert!(!api_key_rejected(
+        br#"{"error": {"details": [{"reason": "OTHER"}]}}"#
+    ));
+    assert!(!api_key_rejected(b"not json"));
+}

@@ -603,6 +603,13 @@ fn provider_error(
 ) -> Attempt {
     let message = respond::provider_error_message(wire, body);
     let code = status.as_u16();
+    // The Gemini API refuses a wrong API key with 400 (reason API_KEY_INVALID), not 401: without
+    // this it reached the client as its own bad request ("API key not valid"), and failover
+    // stopped, although the key at fault is the gateway's.
+    let credential_rejected = matches!(code, 401 | 403)
+        || (code == 400
+            && wire == sluice_llm::provider::Wire::Gemini
+            && sluice_llm::gemini::api_key_rejected(body));
     match code {
         429 => {
             let secs = retry_after_secs(headers);
@@ -614,7 +621,7 @@ fn provider_error(
             e.retry_after = secs.and_then(|s| HeaderValue::from_str(&s.to_string()).ok());
             Attempt::Retry(e, secs.map(Duration::from_secs))
         }
-        401 | 403 if !b.passthrough_client_auth => {
+        _ if credential_rejected && !b.passthrough_client_auth => {
             tracing::warn!(backend = %b.name, status = code, "the provider rejected the gateway's credentials");
             Attempt::Retry(
                 AiError::new(

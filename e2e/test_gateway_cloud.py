@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
+import jwt as pyjwt
 import openai
 import pytest
 
 from gateway import GATEWAY, Gateway, backend_for
 from sims import BedrockSim, GoogleSim, write_service_account
+from sims.google import make_service_account
 
 # What clients send as their key: the gateway must never pass it on.
 CLIENT_KEY = "sk-client-key-must-not-reach-the-provider"
@@ -590,7 +593,7 @@ def vertex_sim():
 
 @pytest.fixture(scope="module")
 def vertex_account(vertex_sim, tmp_path_factory):
-    info = vertex_sim.new_service_account()
+    info = new_account(vertex_sim, "vertex-file")
     return info, write_service_account(info, tmp_path_factory.mktemp("vertex-key"))
 
 
@@ -598,7 +601,7 @@ def vertex_account(vertex_sim, tmp_path_factory):
 def vertex_gw(vertex_sim, vertex_account):
     """Vertex AI with the service-account key from a file (``gemini-*`` models) and another account's key
     from a Secret (``secret-*`` models)."""
-    other = vertex_sim.new_service_account()
+    other = new_account(vertex_sim, "vertex-secret")
     extra = config(
         secret("vertex-sa", {"key.json": json.dumps(other)}),
         ai_backend(
@@ -639,6 +642,14 @@ def gemini_gw(gemini_sim):
 def gm(gemini_sim, gemini_gw):
     gemini_sim.reset()
     return gemini_sim
+
+
+def new_account(sim: GoogleSim, name: str) -> dict:
+    """A service account registered with ``sim``, with its own e-mail (which the simulator records as the
+    owner of the tokens it issues)."""
+    info = make_service_account(sim.token_url, name=name)
+    sim.add_service_account(info)
+    return info
 
 
 def issued_tokens(sim: GoogleSim, account: dict) -> list[str]:
@@ -934,3 +945,102 @@ def test_google_stream_cut(google):
         ) as stream:
             for _ in stream:
                 pass
+
+
+def test_vertex_key_from_secret(vx, vertex_gw):
+    """The second AIBackend's key comes from a Secret: its calls carry a token issued to that account."""
+    r = oai(vertex_gw).chat.completions.create(model="secret-flash", messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == said("google", "hi")
+    (rec,) = [q for q in vx.requests if q.path != "/token"]
+    assert rec.path == f"{VERTEX_PREFIX}secret-flash:generateContent"
+    assert_vertex_auth(rec, vx, vertex_gw.other_account)
+
+
+def test_vertex_token_fetched_once_and_reused(vertex_sim, tmp_path):
+    """One token for many requests, concurrent ones included; the grant is the RFC 7523 JWT bearer
+    grant, signed with the account's key (the simulator verified it) and scoped to cloud-platform."""
+    vertex_sim.reset()
+    account = new_account(vertex_sim, "vertex-reuse")
+    with Gateway(vertex_config(vertex_sim, write_service_account(account, tmp_path))) as gw:
+        client, aclient = oai(gw), ant(gw)
+
+        def one(i: int) -> str:
+            if i % 3 == 0:
+                return client.chat.completions.create(
+                    model=GEMINI_MODEL, messages=[{"role": "user", "content": f"request {i}"}]
+                ).choices[0].message.content
+            if i % 3 == 1:
+                return openai_stream(client, model=GEMINI_MODEL, messages=[{"role": "user", "content": f"request {i}"}])[0]
+            return aclient.messages.create(
+                model=GEMINI_MODEL, max_tokens=50, messages=[{"role": "user", "content": f"request {i}"}]
+            ).content[0].text
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(one, range(6)))
+        answers += [one(6), one(7)]
+        assert answers == [said("google", f"request {i}") for i in range(8)]
+    (grant,) = [q for q in vertex_sim.requests if q.path == "/token"]
+    assert grant.form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    claims = pyjwt.decode(grant.form["assertion"], options={"verify_signature": False})
+    assert claims["iss"] == account["client_email"] and claims["aud"] == vertex_sim.token_url
+    assert claims["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+    assert 0 < claims["exp"] - claims["iat"] <= 3600
+    (token,) = issued_tokens(vertex_sim, account)
+    calls = [q for q in vertex_sim.requests if q.path != "/token"]
+    assert len(calls) == 8 and {q.header("authorization") for q in calls} == {f"Bearer {token}"}
+
+
+def test_vertex_token_refreshed_before_expiry(tmp_path):
+    """A token is refreshed 5 minutes before it expires: one issued for 300 s is stale at once, so each
+    request fetches a new one and uses it."""
+    with GoogleSim(token_lifetime=300) as sim:
+        account = sim.new_service_account()
+        with Gateway(vertex_config(sim, write_service_account(account, tmp_path))) as gw:
+            for i in range(3):
+                r = oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
+                assert r.choices[0].message.content == said("google", "hi")
+        assert sim.tokens_issued == 3
+        assert [q.path for q in sim.requests] == ["/token", VERTEX_PREFIX + GEMINI_MODEL + ":generateContent"] * 3
+        tokens = list(sim.tokens)
+        used = [q.header("authorization")[7:] for q in sim.requests if q.path != "/token"]
+        assert used == tokens  # each request with the token fetched just before it
+
+
+def test_vertex_token_endpoint_failure(vertex_sim, tmp_path):
+    """The token endpoint failing is the gateway's problem (502); the next request fetches again."""
+    vertex_sim.reset()
+    account = new_account(vertex_sim, "vertex-token-failure")
+    with Gateway(vertex_config(vertex_sim, write_service_account(account, tmp_path))) as gw:
+        vertex_sim.fail(503, path="/token")
+        with pytest.raises(openai.APIStatusError) as err:
+            oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
+        assert err.value.status_code == 502 and err.value.body["code"] == "provider_auth_error"
+        assert [q.path for q in vertex_sim.requests] == ["/token"]
+        r = oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
+        assert r.choices[0].message.content == said("google", "hi")
+        assert len(issued_tokens(vertex_sim, account)) == 1
+        assert account["private_key"].split("\n")[1] not in gw.output()
+
+
+def test_gemini_wrong_api_key(gemini_sim):
+    """Google answers a wrong API key with 400 API_KEY_INVALID; for the client that is the gateway's
+    credential problem (502), not a bad request of its own — and the key appears nowhere."""
+    gemini_sim.reset()
+    wrong = "AIzaSyWRONG-DO-NOT-LEAK-0123456789abcd"
+    yaml = config(
+        GATEWAY,
+        backend_for("google", gemini_sim.port),
+        secret("gemini", {"apiKey": wrong}),
+        ai_backend("gemini", "google", "{type: Gemini}", "{secretRef: {name: gemini}}"),
+        route("gemini", "gemini"),
+    )
+    with Gateway(yaml) as gw:
+        with pytest.raises(openai.APIStatusError) as err:
+            oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
+        assert err.value.status_code == 502 and err.value.body["code"] == "provider_auth_error"
+        with pytest.raises(anthropic.APIStatusError) as aerr:
+            ant(gw).messages.create(model=GEMINI_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        assert aerr.value.status_code == 502
+        assert [q.header("x-goog-api-key") for q in gemini_sim.requests] == [wrong, wrong]
+        for text in (err.value.response.text, aerr.value.response.text, gw.output(), gw.access_log_path.read_text()):
+            assert "DO-NOT-LEAK" not in text

@@ -85,10 +85,16 @@ impl Proxy {
             None => &s.intake.settings.route,
         };
         let candidates = self.candidates(s.rt, s.rule, op, &request.model, settings)?;
+        // Default: one attempt per candidate, plus, when `maxRetryAfter` allows waits, one more so
+        // the last candidate's short `Retry-After` can actually be waited out. Without it a lone
+        // backend's 429 was never retried unless `maxAttempts` was also raised, so
+        // `maxRetryAfter` on its own did nothing.
         let max_attempts = settings
             .failover
             .max_attempts
-            .unwrap_or(candidates.len() as u32)
+            .unwrap_or_else(|| {
+                candidates.len() as u32 + u32::from(!settings.failover.max_retry_after.is_zero())
+            })
             .max(1);
         let mut attempts = 0;
         let mut i = 0;

@@ -91,7 +91,9 @@ mod tests {
             ejection_time: Duration::ZERO,
             ..Failover::default()
         };
-        let epoch = Instant::now();
+        // An epoch in the past: `ejected_until_ms` is at least 1 (0 means "not ejected"), so with
+        // an epoch of now the zero ejection time would not have passed yet within the first ms.
+        let epoch = Instant::now() - Duration::from_secs(1);
         let h = Health::default();
         assert!(!h.failure(&policy, epoch));
         assert_eq!(h.admit(epoch), Admit::Yes);

@@ -14,6 +14,7 @@ Gateways and simulators are module-scoped per provider; each test starts with ``
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -120,8 +121,17 @@ spec:
 """
 
 
-def ai_backend(name: str, backend: str, provider: str, credentials: str, models: list[str] | None = None) -> str:
+def ai_backend(
+    name: str,
+    backend: str,
+    provider: str,
+    credentials: str,
+    models: list[str] | None = None,
+    rewrite: dict[str, str] | None = None,
+) -> str:
     models_line = f"\n  models: {json.dumps(models)}" if models else ""
+    if rewrite:
+        models_line += f"\n  modelRewrite: {json.dumps(rewrite)}"
     return f"""
 apiVersion: sluice.dev/v1alpha1
 kind: AIBackend
@@ -142,19 +152,25 @@ stringData: {json.dumps(data)}
 """
 
 
-def ai_records(gw: Gateway, n: int, timeout: float = 5.0) -> list[dict]:
-    """The ``ai`` parts of the access-log records, once at least ``n`` exist (records are written when a
-    response body ends, off the request path, so the file is polled)."""
+_request_ids = itertools.count()
+
+
+def request_id(tag: str) -> str:
+    """A request id the client sends (``x-request-id``), to find the request's access-log record."""
+    return f"e2e-cloud-{tag}-{next(_request_ids)}"
+
+
+def access_record(gw: Gateway, rid: str, timeout: float = 5.0) -> dict:
+    """The access-log record of request ``rid``; the log is written when a response body ends, off the
+    request path, so the file is polled."""
     deadline = time.monotonic() + timeout
     while True:
-        records = [r["ai"] for r in gw.access_log() if r.get("ai")]
-        if len(records) >= n or time.monotonic() > deadline:
-            return records
+        for record in gw.access_log():
+            if record.get("request_id") == rid:
+                return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no access-log record for {rid}")
         time.sleep(0.02)
-
-
-def count_ai_records(gw: Gateway) -> int:
-    return len([r for r in gw.access_log() if r.get("ai")])
 
 
 def assert_no_client_key(rec) -> None:
@@ -178,16 +194,19 @@ BEDROCK_PROVIDER = "{type: Bedrock, bedrock: {region: us-east-1}}"
 
 @pytest.fixture(scope="module")
 def bedrock():
-    with BedrockSim(
-        access_key=AWS_ACCESS_KEY, secret_key=AWS_SECRET_KEY, session_token=AWS_SESSION_TOKEN
-    ) as sim:
+    with BedrockSim(access_key=AWS_ACCESS_KEY, secret_key=AWS_SECRET_KEY, session_token=AWS_SESSION_TOKEN) as sim:
         yield sim
+
+
+# An application inference profile: an ARN, with ':' and '/' that must be escaped in the path and
+# escaped again in the SigV4 canonical request.
+PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
 
 
 @pytest.fixture(scope="module")
 def bedrock_gw(bedrock):
-    """Two AIBackends on the simulator: credentials from a Secret (any model but ``env.*``) and from
-    ``SIMAWS_``-prefixed environment variables (``env.*`` models)."""
+    """Credentials from a Secret (access key, secret key, session token); ``claude-profile`` is rewritten
+    to an inference-profile ARN."""
     yaml = config(
         GATEWAY,
         backend_for("bedrock", bedrock.port),
@@ -195,16 +214,17 @@ def bedrock_gw(bedrock):
             "aws",
             {"accessKeyId": AWS_ACCESS_KEY, "secretAccessKey": AWS_SECRET_KEY, "sessionToken": AWS_SESSION_TOKEN},
         ),
-        ai_backend("bedrock", "bedrock", BEDROCK_PROVIDER, "{secretRef: {name: aws}}", ["anthropic.*", "amazon.*"]),
-        ai_backend("bedrock-env", "bedrock", BEDROCK_PROVIDER, "{env: SIMAWS_}", ["env.*"]),
-        route("bedrock", "bedrock", "bedrock-env"),
+        ai_backend(
+            "bedrock",
+            "bedrock",
+            BEDROCK_PROVIDER,
+            "{secretRef: {name: aws}}",
+            ["anthropic.*", "amazon.*"],
+            {"claude-profile": PROFILE_ARN},
+        ),
+        route("bedrock", "bedrock"),
     )
-    env = {
-        "SIMAWS_ACCESS_KEY_ID": AWS_ACCESS_KEY,
-        "SIMAWS_SECRET_ACCESS_KEY": AWS_SECRET_KEY,
-        "SIMAWS_SESSION_TOKEN": AWS_SESSION_TOKEN,
-    }
-    with Gateway(yaml, env=env) as gw:
+    with Gateway(yaml) as gw:
         yield gw
 
 
@@ -233,7 +253,9 @@ def assert_signed_by_gateway(rec, sim: BedrockSim) -> None:
 
 def test_bedrock_chat(br, bedrock_gw):
     client = oai(bedrock_gw)
+    rid = request_id("bedrock-chat")
     r = client.chat.completions.create(
+        extra_headers={"x-request-id": rid},
         model=BEDROCK_MODEL,
         messages=[{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hello Bedrock"}],
         max_tokens=100,
@@ -258,7 +280,10 @@ def test_bedrock_chat(br, bedrock_gw):
         "inferenceConfig": {"maxTokens": 100, "temperature": 0.5, "topP": 0.9, "stopSequences": ["zzz"]},
     }
     assert_signed_by_gateway(rec, br)
-    (log,) = ai_records(bedrock_gw, 1)[-1:]
+    assert rec.header("x-request-id") == rid
+    record = access_record(bedrock_gw, rid)
+    assert record["status"] == 200 and record["path"] == "/v1/chat/completions"
+    log = record["ai"]
     assert {k: log[k] for k in ("operation", "provider", "backend", "request_model", "stream", "completed")} == {
         "operation": "chat",
         "provider": "aws.bedrock",
@@ -276,10 +301,14 @@ def test_bedrock_chat(br, bedrock_gw):
 
 def test_bedrock_chat_stream_with_usage(br, bedrock_gw):
     client = oai(bedrock_gw)
-    before = count_ai_records(bedrock_gw)
+    rid = request_id("bedrock-stream")
     messages = [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "stream this please"}]
     text, chunks = openai_stream(
-        client, model=BEDROCK_MODEL, messages=messages, stream_options={"include_usage": True}
+        client,
+        model=BEDROCK_MODEL,
+        messages=messages,
+        stream_options={"include_usage": True},
+        extra_headers={"x-request-id": rid},
     )
     expected = said("bedrock", "stream this please")
     assert text == expected
@@ -301,7 +330,7 @@ def test_bedrock_chat_stream_with_usage(br, bedrock_gw):
         "system": [{"text": "Be brief"}],
     }
     assert_signed_by_gateway(rec, br)
-    log = ai_records(bedrock_gw, before + 1)[before]
+    log = access_record(bedrock_gw, rid)["ai"]
     assert log["stream"] and log["completed"] and "error" not in log
     assert (log["input_tokens"], log["output_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
     assert log["time_to_first_token_ms"] is not None
@@ -316,15 +345,40 @@ def test_bedrock_chat_stream_without_usage(br, bedrock_gw):
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
-def test_bedrock_env_credentials(br, bedrock_gw):
-    """``credentials: {env: SIMAWS_}`` reads the three ``SIMAWS_*`` variables of the gateway process."""
+def test_bedrock_model_rewritten_to_arn(br, bedrock_gw):
     r = oai(bedrock_gw).chat.completions.create(
-        model="env.nova-lite", messages=[{"role": "user", "content": "from the environment"}]
+        model="claude-profile", messages=[{"role": "user", "content": "through a profile"}]
     )
-    assert r.choices[0].message.content == said("bedrock", "from the environment")
+    assert r.choices[0].message.content == said("bedrock", "through a profile")
     (rec,) = br.requests
-    assert rec.path == "/model/env.nova-lite/converse"
+    assert rec.path == f"/model/{PROFILE_ARN}/converse"
+    assert rec.raw_path == (
+        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fa1b2c3d4e5f6/converse"
+    )
     assert_signed_by_gateway(rec, br)
+
+
+def test_bedrock_env_credentials_without_session_token():
+    """``credentials: {env: SIMAWS_}`` reads ``SIMAWS_ACCESS_KEY_ID`` and ``SIMAWS_SECRET_ACCESS_KEY``; with
+    no ``SIMAWS_SESSION_TOKEN`` (long-term keys) no ``X-Amz-Security-Token`` is sent, and none is signed."""
+    with BedrockSim(access_key="AKIAENVIRONMENT00001", secret_key="env/secret/key/abcdefghijklmnopqrstuvwx") as sim:
+        yaml = config(
+            GATEWAY,
+            backend_for("bedrock", sim.port),
+            ai_backend("bedrock", "bedrock", BEDROCK_PROVIDER, "{env: SIMAWS_}"),
+            route("bedrock", "bedrock"),
+        )
+        env = {"SIMAWS_ACCESS_KEY_ID": sim.access_key, "SIMAWS_SECRET_ACCESS_KEY": sim.secret_key}
+        with Gateway(yaml, env=env) as gw:
+            r = oai(gw).chat.completions.create(
+                model="amazon.nova-lite-v1:0", messages=[{"role": "user", "content": "from the environment"}]
+            )
+            assert r.choices[0].message.content == said("bedrock", "from the environment")
+        (rec,) = sim.requests
+        assert rec.header("x-amz-security-token") is None
+        assert rec.header("authorization").startswith("AWS4-HMAC-SHA256 Credential=AKIAENVIRONMENT00001/")
+        assert "x-amz-security-token" not in rec.header("authorization")
+        assert sim.secret_key not in gw.output()
 
 
 def test_bedrock_anthropic_sdk(br, bedrock_gw):
@@ -353,8 +407,12 @@ def test_bedrock_anthropic_sdk(br, bedrock_gw):
 
 def test_bedrock_anthropic_sdk_stream(br, bedrock_gw):
     client = ant(bedrock_gw)
+    rid = request_id("bedrock-messages-stream")
     with client.messages.stream(
-        model=BEDROCK_MODEL, max_tokens=200, messages=[{"role": "user", "content": "stream to Claude SDK"}]
+        model=BEDROCK_MODEL,
+        max_tokens=200,
+        messages=[{"role": "user", "content": "stream to Claude SDK"}],
+        extra_headers={"x-request-id": rid},
     ) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
@@ -367,6 +425,11 @@ def test_bedrock_anthropic_sdk_stream(br, bedrock_gw):
     assert rec.path == f"/model/{BEDROCK_MODEL}/converse-stream"
     assert rec.json["inferenceConfig"] == {"maxTokens": 200}
     assert_signed_by_gateway(rec, br)
+    record = access_record(bedrock_gw, rid)
+    assert record["path"] == "/v1/messages" and record["status"] == 200
+    log = record["ai"]
+    assert log["operation"] == "chat" and log["provider"] == "aws.bedrock" and log["stream"] and log["completed"]
+    assert (log["input_tokens"], log["output_tokens"]) == (final.usage.input_tokens, final.usage.output_tokens)
 
 
 def test_bedrock_tools_round_trip(br, bedrock_gw):
@@ -402,13 +465,14 @@ def test_bedrock_tools_round_trip(br, bedrock_gw):
     sent = br.requests[1].json
     assert sent["messages"] == [
         {"role": "user", "content": [{"text": "Weather in Paris?"}]},
-        {"role": "assistant", "content": [{"toolUse": {"toolUseId": call.id, "name": "get_weather", "input": WEATHER_ARGS}}]},
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": call.id, "name": "get_weather", "input": WEATHER_ARGS}}],
+        },
         {"role": "user", "content": [{"toolResult": {"toolUseId": call.id, "content": [{"text": '{"temp":21}'}]}}]},
     ]
     assert "toolConfig" in sent
-    assert r2.usage.prompt_tokens == ptoks(
-        "Weather in Paris?", f"get_weather {compact(WEATHER_ARGS)}", '{"temp":21}'
-    )
+    assert r2.usage.prompt_tokens == ptoks("Weather in Paris?", f"get_weather {compact(WEATHER_ARGS)}", '{"temp":21}')
 
 
 def test_bedrock_forced_tool_stream(br, bedrock_gw):
@@ -482,11 +546,13 @@ def test_bedrock_throttled(br, bedrock_gw):
     assert len(br.requests) == 1  # one backend for this model: no retry
     br.fail(429, message="Rate exceeded for this model")
     with pytest.raises(anthropic.RateLimitError) as aerr:
-        ant(bedrock_gw).messages.create(model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        ant(bedrock_gw).messages.create(
+            model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
     assert aerr.value.body["error"] == {"type": "rate_limit_error", "message": "Rate exceeded for this model"}
 
 
-def test_bedrock_validation_error(br, bedrock_gw):
+def test_bedrock_provider_errors(br, bedrock_gw):
     message = "The model returned the following errors: max_tokens: 999999 > 8192"
     br.fail(400, message=message)
     with pytest.raises(openai.BadRequestError) as err:
@@ -494,23 +560,37 @@ def test_bedrock_validation_error(br, bedrock_gw):
     assert err.value.body["message"] == message
     br.fail(400, error_type="ValidationException", message=message)
     with pytest.raises(anthropic.BadRequestError) as aerr:
-        ant(bedrock_gw).messages.create(model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        ant(bedrock_gw).messages.create(
+            model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
     assert aerr.value.body["error"] == {"type": "invalid_request_error", "message": message}
+    br.fail(404, message="Could not resolve the foundation model from the provided model identifier.")
+    with pytest.raises(openai.NotFoundError) as nerr:
+        oai(bedrock_gw).chat.completions.create(model=BEDROCK_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert nerr.value.body["message"] == "Could not resolve the foundation model from the provided model identifier."
+    br.fail(503)
+    with pytest.raises(openai.InternalServerError) as serr:
+        oai(bedrock_gw).chat.completions.create(model=BEDROCK_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert serr.value.status_code == 503
+    assert serr.value.body["message"] == "Bedrock is unable to process your request."
 
 
 def test_bedrock_stream_exception_event(br, bedrock_gw):
     """ConverseStream's in-stream exception (after a few events) fails the client's stream."""
-    before = count_ai_records(bedrock_gw)
+    rid = request_id("bedrock-stream-exception")
     br.stream_error(after_events=3, error_type="throttlingException", message="slow down")
     seen = []
     with pytest.raises(openai.APIError) as err:
         for chunk in oai(bedrock_gw).chat.completions.create(
-            model=BEDROCK_MODEL, messages=[{"role": "user", "content": "one two three four"}], stream=True
+            model=BEDROCK_MODEL,
+            messages=[{"role": "user", "content": "one two three four"}],
+            stream=True,
+            extra_headers={"x-request-id": rid},
         ):
             seen.append(chunk)
     assert "slow down" in err.value.message and "throttlingException" in err.value.message
     assert "".join(c.choices[0].delta.content or "" for c in seen) == "Hello from "
-    log = ai_records(bedrock_gw, before + 1)[before]
+    log = access_record(bedrock_gw, rid)["ai"]
     assert log["stream"] and not log["completed"] and log["error"]
     br.stream_error(after_events=2, error_type="modelStreamErrorException", message="model broke")
     with pytest.raises(anthropic.APIStatusError) as aerr:
@@ -560,7 +640,7 @@ def test_bedrock_wrong_credentials(bedrock):
         with pytest.raises(anthropic.APIStatusError) as aerr:
             ant(gw).messages.create(model=BEDROCK_MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
         assert aerr.value.status_code == 502
-        (rec, _) = bedrock.requests
+        rec, _ = bedrock.requests
         assert rec.header("authorization").startswith(f"AWS4-HMAC-SHA256 Credential={AWS_ACCESS_KEY}/")
         for text in (err.value.response.text, aerr.value.response.text, gw.output(), gw.access_log_path.read_text()):
             assert wrong not in text and "DO-NOT-LEAK" not in text
@@ -685,8 +765,9 @@ def google(request, vertex_account):
 
 def test_google_chat(google):
     sim, gw, prefix, check_auth = google
-    before = len(ai_records(gw, 0))
+    rid = request_id("google-chat")
     r = oai(gw).chat.completions.create(
+        extra_headers={"x-request-id": rid},
         model=GEMINI_MODEL,
         messages=[{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hello Gemini"}],
         max_tokens=100,
@@ -719,7 +800,8 @@ def test_google_chat(google):
         },
     }
     check_auth(rec)
-    log = ai_records(gw, before + 1)[before]
+    assert rec.header("x-request-id") == rid
+    log = access_record(gw, rid)["ai"]
     assert log["completed"] and not log["stream"] and log["request_model"] == GEMINI_MODEL
     assert (log["input_tokens"], log["output_tokens"], log["total_tokens"]) == (
         prompt,
@@ -730,10 +812,14 @@ def test_google_chat(google):
 
 def test_google_chat_stream(google):
     sim, gw, prefix, check_auth = google
-    before = len(ai_records(gw, 0))
+    rid = request_id("google-stream")
     messages = [{"role": "user", "content": "stream this please"}]
     text, chunks = openai_stream(
-        oai(gw), model=GEMINI_MODEL, messages=messages, stream_options={"include_usage": True}
+        oai(gw),
+        model=GEMINI_MODEL,
+        messages=messages,
+        stream_options={"include_usage": True},
+        extra_headers={"x-request-id": rid},
     )
     expected = said("google", "stream this please")
     assert text == expected
@@ -750,7 +836,7 @@ def test_google_chat_stream(google):
     assert rec.path == f"{prefix}{GEMINI_MODEL}:streamGenerateContent" and rec.query == {"alt": "sse"}
     assert rec.json == {"contents": [{"role": "user", "parts": [{"text": "stream this please"}]}]}
     check_auth(rec)
-    log = ai_records(gw, before + 1)[before]
+    log = access_record(gw, rid)["ai"]
     assert log["stream"] and log["completed"]
     assert (log["input_tokens"], log["output_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
     # Without include_usage: no usage chunk.
@@ -900,22 +986,28 @@ def test_google_provider_errors(google):
     sim.fail(503, path=":generate")
     with pytest.raises(openai.InternalServerError) as serr:
         oai(gw).chat.completions.create(model=GEMINI_MODEL, messages=[{"role": "user", "content": "hi"}])
-    assert serr.value.status_code == 503 and serr.value.body["message"] == "The model is overloaded. Please try again later."
+    assert (
+        serr.value.status_code == 503
+        and serr.value.body["message"] == "The model is overloaded. Please try again later."
+    )
 
 
 def test_google_stream_error_event(google):
     sim, gw, _, _ = google
-    before = len(ai_records(gw, 0))
+    rid = request_id("google-stream-error")
     sim.stream_error(after_events=2, message="Internal error encountered.", path=":stream")
     seen = []
     with pytest.raises(openai.APIError) as err:
         for chunk in oai(gw).chat.completions.create(
-            model=GEMINI_MODEL, messages=[{"role": "user", "content": "one two three"}], stream=True
+            model=GEMINI_MODEL,
+            messages=[{"role": "user", "content": "one two three"}],
+            stream=True,
+            extra_headers={"x-request-id": rid},
         ):
             seen.append(chunk)
     assert err.value.message.endswith("Internal error encountered.")
     assert "".join(c.choices[0].delta.content or "" for c in seen) == "Hello from "
-    log = ai_records(gw, before + 1)[before]
+    log = access_record(gw, rid)["ai"]
     assert log["stream"] and not log["completed"] and log["error"]
     sim.stream_error(after_events=1, message="Internal error encountered.", path=":stream")
     with pytest.raises(anthropic.APIStatusError) as aerr:
@@ -966,14 +1058,24 @@ def test_vertex_token_fetched_once_and_reused(vertex_sim, tmp_path):
 
         def one(i: int) -> str:
             if i % 3 == 0:
-                return client.chat.completions.create(
-                    model=GEMINI_MODEL, messages=[{"role": "user", "content": f"request {i}"}]
-                ).choices[0].message.content
+                return (
+                    client.chat.completions.create(
+                        model=GEMINI_MODEL, messages=[{"role": "user", "content": f"request {i}"}]
+                    )
+                    .choices[0]
+                    .message.content
+                )
             if i % 3 == 1:
-                return openai_stream(client, model=GEMINI_MODEL, messages=[{"role": "user", "content": f"request {i}"}])[0]
-            return aclient.messages.create(
-                model=GEMINI_MODEL, max_tokens=50, messages=[{"role": "user", "content": f"request {i}"}]
-            ).content[0].text
+                return openai_stream(
+                    client, model=GEMINI_MODEL, messages=[{"role": "user", "content": f"request {i}"}]
+                )[0]
+            return (
+                aclient.messages.create(
+                    model=GEMINI_MODEL, max_tokens=50, messages=[{"role": "user", "content": f"request {i}"}]
+                )
+                .content[0]
+                .text
+            )
 
         with ThreadPoolExecutor(max_workers=6) as pool:
             answers = list(pool.map(one, range(6)))

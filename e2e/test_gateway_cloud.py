@@ -519,6 +519,31 @@ def test_bedrock_anthropic_sdk_tools_round_trip(br, bedrock_gw):
     }
 
 
+def test_bedrock_anthropic_sdk_stream_tool_choice(br, bedrock_gw):
+    """Anthropic's ``tool_choice`` (``tool``, ``any``) reaches Converse as ``toolChoice``; the streamed
+    toolUse becomes a ``tool_use`` block whose input the SDK assembles from the JSON deltas."""
+    client = ant(bedrock_gw)
+    for choice, converse in [
+        ({"type": "tool", "name": "get_weather"}, {"tool": {"name": "get_weather"}}),
+        ({"type": "any"}, {"any": {}}),
+    ]:
+        with client.messages.stream(
+            model=BEDROCK_MODEL,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "Weather?"}],
+            tools=[WEATHER_TOOL_ANTHROPIC],
+            tool_choice=choice,
+        ) as stream:
+            final = stream.get_final_message()
+        assert final.stop_reason == "tool_use"
+        assert [(b.type, b.name, b.input) for b in final.content] == [("tool_use", "get_weather", WEATHER_ARGS)]
+        assert (final.usage.input_tokens, final.usage.output_tokens) == (
+            ptoks("Weather?"),
+            words(f"get_weather {compact(WEATHER_ARGS)}"),
+        )
+        assert br.requests[-1].json["toolConfig"]["toolChoice"] == converse
+
+
 def test_bedrock_length(br, bedrock_gw):
     r = oai(bedrock_gw).chat.completions.create(
         model=BEDROCK_MODEL, messages=[{"role": "user", "content": "a long answer please"}], max_tokens=3
@@ -610,8 +635,8 @@ def test_bedrock_stream_cut(br, bedrock_gw):
             model=BEDROCK_MODEL, messages=[{"role": "user", "content": "cut me off"}], stream=True
         ):
             seen.append(chunk)
-    assert "interrupted" in err.value.message
-    assert 0 < len(seen) <= 4
+    assert err.value.message == "the provider's stream was interrupted"
+    assert "".join(c.choices[0].delta.content or "" for c in seen) == "Hello from bedrock! "
     br.cut(after_events=3)
     with pytest.raises(anthropic.APIStatusError):
         with ant(bedrock_gw).messages.stream(
@@ -619,6 +644,25 @@ def test_bedrock_stream_cut(br, bedrock_gw):
         ) as stream:
             for _ in stream:
                 pass
+    assert_cut_answers_fail(br, bedrock_gw, BEDROCK_MODEL)
+
+
+def assert_cut_answers_fail(sim, gw: Gateway, model: str, path: str | None = None) -> None:
+    """A connection closed before the answer, or halfway through a whole (non-streamed) answer, is a 502
+    for the client; a stream closed before its first event fails the client's stream."""
+    for after, message in [
+        (0, "the provider closed the connection before responding"),
+        (1, "the provider's answer could not be read"),
+    ]:
+        sim.cut(after_events=after, path=path)
+        with pytest.raises(openai.InternalServerError) as err:
+            oai(gw).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert err.value.status_code == 502
+        assert err.value.body == {"message": message, "type": "server_error", "param": None, "code": "upstream_reset"}
+    sim.cut(after_events=0, path=path)
+    with pytest.raises(openai.APIError) as serr:
+        list(oai(gw).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert serr.value.message == "the provider's stream was interrupted"
 
 
 def test_bedrock_wrong_credentials(bedrock):
@@ -953,6 +997,22 @@ def test_google_anthropic_sdk_tools_round_trip(google):
     }
 
 
+def test_google_anthropic_sdk_stream_tool_choice(google):
+    sim, gw, _, _ = google
+    with ant(gw).messages.stream(
+        model=GEMINI_MODEL,
+        max_tokens=100,
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=[WEATHER_TOOL_ANTHROPIC],
+        tool_choice={"type": "any"},
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    assert [(b.type, b.name, b.input) for b in final.content] == [("tool_use", "get_weather", WEATHER_ARGS)]
+    (rec,) = [q for q in sim.requests if q.path != "/token"]
+    assert rec.json["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+
+
 def test_google_length(google):
     sim, gw, _, _ = google
     r = oai(gw).chat.completions.create(
@@ -1028,7 +1088,7 @@ def test_google_stream_cut(google):
             model=GEMINI_MODEL, messages=[{"role": "user", "content": "cut me off now"}], stream=True
         ):
             seen.append(chunk)
-    assert "interrupted" in err.value.message or "ended before" in err.value.message
+    assert err.value.message == "the provider's stream was interrupted"
     assert "".join(c.choices[0].delta.content or "" for c in seen) == "Hello from google! "
     sim.cut(after_events=2, path=":stream")
     with pytest.raises(anthropic.APIStatusError):
@@ -1037,6 +1097,7 @@ def test_google_stream_cut(google):
         ) as stream:
             for _ in stream:
                 pass
+    assert_cut_answers_fail(sim, gw, GEMINI_MODEL, path=":")
 
 
 def test_vertex_key_from_secret(vx, vertex_gw):

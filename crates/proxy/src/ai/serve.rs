@@ -432,6 +432,13 @@ impl Proxy {
             }
         };
         let (parts, incoming) = resp.into_parts();
+        if let (ProviderKind::Vertex { .. }, Credential::ServiceAccount(key)) =
+            (&b.provider, &b.credential)
+        {
+            if matches!(parts.status.as_u16(), 401 | 403) {
+                self.vertex_tokens.invalidate(key);
+            }
+        }
         self.answer(
             s,
             b,

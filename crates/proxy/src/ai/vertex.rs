@@ -63,6 +63,14 @@ impl TokenCache {
     }
 }
 
+fn slot_id(sa: &ServiceAccount) -> String {
+    format!(
+        "{}|{}",
+        sa.client_email,
+        sa.private_key_id.as_deref().unwrap_or("")
+    )
+}
+
 async fn fetch(sa: &ServiceAccount, transports: &Transports) -> Result<(Secret, u64), String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -31,17 +31,22 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// Forgets the cached token of this key (the provider rejected it before its expiry, e.g.
+    /// revoked): the next request fetches a new one instead of failing until the refresh time.
+    pub fn invalidate(&self, key_json: &Secret) {
+        if let Ok(sa) = ServiceAccount::from_json(key_json.expose()) {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.remove(&slot_id(&sa));
+        }
+    }
+
     pub async fn token(
         &self,
         key_json: &Secret,
         transports: &Transports,
     ) -> Result<Secret, String> {
         let sa = ServiceAccount::from_json(key_json.expose()).map_err(|e| e.to_string())?;
-        let id = format!(
-            "{}|{}",
-            sa.client_email,
-            sa.private_key_id.as_deref().unwrap_or("")
-        );
+        let id = slot_id(&sa);
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.entry(id).or_default().clone()

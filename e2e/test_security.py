@@ -116,7 +116,7 @@ spec:
 
 
 def raised(kind, fn, *args, **kw):
-    """Calls ``fn`` expecting an ``kind`` exception; returns it."""
+    """Calls ``fn`` expecting a ``kind`` exception; returns it."""
     with pytest.raises(kind) as err:
         fn(*args, **kw)
     return err.value
@@ -175,12 +175,12 @@ def run():
             err = raised(openai.APIError, lambda: list(oai.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)))
             errors.append(err)
             asim.stream_error(after_events=3)
-            errors.append(
-                raised(
-                    anthropic.APIStatusError,
-                    lambda: claude.messages.stream(model="claude-e2e", max_tokens=50, messages=HI).__enter__().get_final_message(),
-                )
-            )
+
+            def broken_claude_stream():
+                with claude.messages.stream(model="claude-e2e", max_tokens=50, messages=HI) as s:
+                    s.get_final_message()
+
+            errors.append(raised(anthropic.APIStatusError, broken_claude_stream))
             # Bad requests: invalid JSON, no model, unknown model, too large, provider 400.
             errors.append(
                 raised(

@@ -142,6 +142,11 @@ impl Proxy {
                 e.response(x.dialect.unwrap_or(Dialect::OpenAI))
             }
         };
+        // AI clients match errors to logs by request id (the OpenAI SDK reads it from errors).
+        let mut resp = resp;
+        if x.dialect.is_some() {
+            resp.headers_mut().insert(REQUEST_ID, x.request_id.clone());
+        }
         self.finish(conn, x, resp)
     }
 

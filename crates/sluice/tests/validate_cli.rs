@@ -284,13 +284,31 @@ async fn default_config_serves_on_8080_or_validates() {
         );
         tokio::time::sleep(POLL).await;
     }
-    // The default Gateway has no routes: a clear 404.
+    // The default answers the OpenAI API offline with the mock provider, for any model...
+    let response = ClientRequest::new(http::Method::POST, "/v1/chat/completions")
+        .body(r#"{"model":"any-model","messages":[{"role":"user","content":"Hello there"}]}"#)
+        .send(default_addr)
+        .await
+        .expect("request to 127.0.0.1:8080");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let answer: serde_json::Value = serde_json::from_str(&response.text()).expect("JSON");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "This is a mock response from Sluice. You said: Hello there"
+    );
+    assert_eq!(answer["model"], "any-model");
+    assert_eq!(answer["usage"]["completion_tokens"], 11);
+    // ...and anything else gets a clear 404 in the OpenAI error shape.
     let response = ClientRequest::get("/anything")
         .send(default_addr)
         .await
         .expect("request to 127.0.0.1:8080");
     assert_eq!(response.status, 404);
-    assert!(response.text().contains("no_route"), "{}", response.text());
+    assert!(
+        response.text().contains("unknown_url"),
+        "{}",
+        response.text()
+    );
 
     // SAFETY: kill(2) has no memory-safety preconditions; the pid is our un-reaped child.
     let pid = libc::pid_t::try_from(child.0.id()).expect("pid");

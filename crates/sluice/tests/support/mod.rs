@@ -278,6 +278,9 @@ pub async fn wait_refused(addr: SocketAddr, timeout: Duration) -> Result<(), Str
     loop {
         match tokio::net::TcpStream::connect(addr).await {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(()),
+            // A connection caught in the backlog while the listener closes is reset: the socket
+            // is going away, so keep probing until connections are refused outright.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
             Err(e) => return Err(format!("connect to {addr}: unexpected error {e}")),
             Ok(stream) => drop(stream),
         }

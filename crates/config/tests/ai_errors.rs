@@ -1,8 +1,7 @@
 //! AI kinds (AIBackend, AIPolicy) get the same precise errors as every other object: file,
 //! object and field, and never the value of a credential.
 
-use sluice_config::load::load_str;
-use sluice_config::{compile, CompileOptions};
+mod common;
 
 const BASE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -27,26 +26,7 @@ stringData:
 "#;
 
 fn diagnose(text: &str) -> (Vec<String>, Vec<String>) {
-    let full = format!("{BASE}\n---\n{text}");
-    let (set, diags) = load_str("ai.yaml", &full);
-    match compile(&set, diags, &CompileOptions::default()) {
-        Ok(s) => (
-            Vec::new(),
-            s.warnings.iter().map(ToString::to_string).collect(),
-        ),
-        Err(r) => (
-            r.diagnostics
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            r.diagnostics
-                .warnings
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        ),
-    }
+    common::diagnose_in("ai.yaml", BASE, text)
 }
 
 fn backend(spec: &str) -> String {

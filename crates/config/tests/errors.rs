@@ -1,8 +1,7 @@
 //! Bad configuration gets precise errors: every message names the file, the object and the
 //! field. Each case asserts the exact text a user sees (`sluice validate` prints these).
 
-use sluice_config::load::load_str;
-use sluice_config::{compile, CompileOptions};
+mod common;
 
 const GATEWAY: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -22,26 +21,7 @@ spec:
 
 /// Compiles `text` (plus a Gateway and a Service) and returns (errors, warnings) as printed.
 fn diagnose(text: &str) -> (Vec<String>, Vec<String>) {
-    let full = format!("{GATEWAY}\n---\n{text}");
-    let (set, diags) = load_str("test.yaml", &full);
-    match compile(&set, diags, &CompileOptions::default()) {
-        Ok(s) => (
-            Vec::new(),
-            s.warnings.iter().map(ToString::to_string).collect(),
-        ),
-        Err(r) => (
-            r.diagnostics
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            r.diagnostics
-                .warnings
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        ),
-    }
+    common::diagnose_in("test.yaml", GATEWAY, text)
 }
 
 fn route(rules: &str) -> String {

@@ -111,14 +111,6 @@ impl InferenceRequest {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.raw.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
     /// Whether an OpenAI-schema client asked for the final usage chunk of a stream.
     pub fn wants_stream_usage(&self) -> bool {
         self.wants_usage

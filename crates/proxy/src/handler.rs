@@ -179,7 +179,6 @@ impl Proxy {
         // AI listeners: inference requests are read and parsed before routing, so routes can
         // match on the model. A client's own model header is never trusted.
         let mut intake: Option<Intake> = None;
-        let mut buffered: Option<Bytes> = None;
         if let Some(settings) = socket.listener_for(&host).and_then(|l| l.ai.clone()) {
             req.headers_mut().remove(ai::MODEL_HEADER);
             if let Some(op) = ai::operation(req.method(), req.uri().path()) {
@@ -189,7 +188,6 @@ impl Proxy {
                     ai::intake(op, &settings, &mut parts.headers, incoming).await?;
                 x.model = taken.request.as_ref().map(|r| r.model.clone());
                 intake = Some(taken);
-                buffered = Some(bytes.clone());
                 req = Request::from_parts(parts, body::full(bytes));
             }
         }
@@ -262,7 +260,6 @@ impl Proxy {
             resp.headers_mut().insert(REQUEST_ID, x.request_id.clone());
             return Ok(resp);
         }
-        let _ = &buffered;
         let backend = pick_backend(rule).ok_or(LocalReply::InvalidBackend)?;
         if let Some(r) = applied.apply(&backend.filters, req.headers_mut()) {
             return Ok(redirect_to(r, &req));

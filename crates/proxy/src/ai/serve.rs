@@ -107,7 +107,7 @@ impl Proxy {
             // Claims the half-open probe when the rest is over; a resting backend reached here
             // is the last resort and is tried anyway.
             let _ = health.admit(self.epoch);
-            match self.attempt(&s, backend, settings).await {
+            match self.attempt(&s, backend).await {
                 Attempt::Answer(resp) => {
                     health.success();
                     self.note_backend(&s.tally, backend);
@@ -139,6 +139,7 @@ impl Proxy {
                             if wait <= settings.failover.max_retry_after
                                 && attempts < max_attempts =>
                         {
+                            self.count_failed_attempt(backend);
                             tokio::time::sleep(wait).await;
                         }
                         _ => break,
@@ -276,8 +277,7 @@ impl Proxy {
         Ok(ready)
     }
 
-    async fn attempt(&self, s: &ServeAi<'_>, b: &AiBackend, settings: &AiRouteSettings) -> Attempt {
-        let _ = settings;
+    async fn attempt(&self, s: &ServeAi<'_>, b: &AiBackend) -> Attempt {
         let Some(request) = &s.intake.request else {
             return Attempt::Skip;
         };
@@ -477,8 +477,8 @@ impl Proxy {
             .prices
             .get(&d.model)
             .or_else(|| {
-                let m = &lock(&s.tally).request_model;
-                s.intake.settings.prices.get(m)
+                let requested = s.intake.request.as_ref()?;
+                s.intake.settings.prices.get(&requested.model)
             })
             .copied();
         if d.stream {

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def binary() -> str:
 class Gateway:
     """A running gateway. ``{port}`` in the config text is replaced by the listener port."""
 
-    def __init__(self, config: str, env: dict[str, str] | None = None):
+    def __init__(self, config: str, env: dict[str, str] | None = None, args: list[str] | None = None):
         self.port = free_port()
         self.admin_port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="sluice-e2e-")
@@ -47,6 +48,7 @@ class Gateway:
         self.access_log_path = Path(self.dir.name) / "access.log"
         self.output_path = Path(self.dir.name) / "output.log"
         self.env = {**os.environ, **(env or {})}
+        self.args = list(args or [])
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -67,6 +69,7 @@ class Gateway:
                 "--access-log", str(self.access_log_path),
                 "--log-format", "json",
                 "--log-level", "debug",
+                *self.args,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -104,6 +107,20 @@ class Gateway:
     def admin(self, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as r:
             return r.read().decode()
+
+    def admin_call(self, method: str, path: str, token: str | None, body: dict | None = None) -> tuple[int, object]:
+        """An admin API call; returns (status, parsed JSON body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data, method=method)
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
 
     def metrics(self) -> str:
         return self.admin("/metrics")

@@ -10,10 +10,10 @@ die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs)"
 
-# Debian packages some tests need (none yet for the core gateway; later suites add
-# redis-server). Install only what is missing.
+# Debian packages some tests need: openssl (certificates), redis-server (the shared state store:
+# managed API keys across replicas). Install only what is missing.
 need_debs=()
-for pair in "openssl:openssl"; do
+for pair in "openssl:openssl" "redis-server:redis-server"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null || need_debs+=("$pkg")
 done
@@ -23,6 +23,7 @@ if [ ${#need_debs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || die "apt-get update failed"
   $SUDO apt-get install -y -qq "${need_debs[@]}" || die "could not install ${need_debs[*]}"
 fi
+command -v redis-server >/dev/null || die "redis-server is still missing after installing it"
 
 conformance="../shared/gwapi-conformance"
 [ -f "$conformance/base-manifests.yaml" ] || die "Gateway API conformance data not found at $conformance (the repository expects shared/ beside it)"

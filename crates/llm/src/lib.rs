@@ -33,6 +33,7 @@ pub mod bedrock;
 pub mod error;
 pub mod errors;
 pub mod gemini;
+pub mod glob;
 pub mod hub;
 pub mod mock;
 pub mod plan;
@@ -46,5 +47,6 @@ pub mod usage;
 
 pub use api::{Dialect, Operation};
 pub use error::TranslateError;
+pub use glob::glob_match;
 pub use secret::Secret;
 pub use usage::Usage;

@@ -3,3 +3,5 @@
 //! configuration loads and then only read on the request path.
 
 pub mod auth;
+pub mod expr;
+pub mod time;

@@ -57,9 +57,35 @@ pub struct Record {
     pub reason: Option<&'static str>,
     /// False when the response body did not complete (client gone, upstream reset).
     pub complete: bool,
+    /// Who called, when an access policy authenticated them. Never the credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityRecord>,
     /// Inference facts, for requests that took the AI path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ai: Option<AiRecord>,
+}
+
+/// The caller's identity as the access log shows it.
+#[derive(Debug, Serialize)]
+pub struct IdentityRecord {
+    pub method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<Arc<str>>,
+}
+
+impl IdentityRecord {
+    pub fn of(id: &sluice_policy::auth::Identity) -> IdentityRecord {
+        IdentityRecord {
+            method: id.method.as_str(),
+            key_id: id.key_id.clone(),
+            tenant: id.tenant.clone(),
+            user: id.user.clone(),
+        }
+    }
 }
 
 /// What an AI request used and where it was served. Never holds credentials or content.

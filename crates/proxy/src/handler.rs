@@ -21,13 +21,13 @@ use hyper::body::Incoming;
 use sluice_config::ir::{BackendTarget, Filter, HeaderModifier, Mirror, Redirect, Rewrite, RuleIr};
 use sluice_llm::Dialect;
 
-use crate::access_log::Record;
+use crate::access_log::{IdentityRecord, Record};
 use crate::ai::tally::{lock, SharedTally};
 use crate::ai::{self, AiError, Intake, ServeAi};
 use crate::body::{self, Body, Deadline, Metered};
 use crate::filters::{modify_headers, redirect, rewrite_path, RedirectContext};
 use crate::headers::{append_forwarded, strip_hop_by_hop};
-use crate::metrics::{BackendLabels, Label, RequestLabels, RouteLabels};
+use crate::metrics::{AuthLabels, BackendLabels, Label, RequestLabels, RouteLabels};
 use crate::proxy::{ConnInfo, Proxy, Runtime};
 use crate::reply::LocalReply;
 use crate::routing::{self, RequestView};
@@ -63,12 +63,16 @@ struct Exchange {
     model: Option<String>,
     /// AI facts for metrics and the access log, when the request went the AI path.
     ai: Option<SharedTally>,
+    /// Who called, when an access policy applied and admitted them.
+    identity: Option<sluice_policy::auth::Identity>,
 }
 
 /// Why the gateway answered a request itself.
 enum Reply {
     Local(LocalReply),
     Ai(AiError),
+    /// Refused by access control: 401 (with a `WWW-Authenticate` challenge) or 403.
+    Auth(AiError),
 }
 
 impl From<LocalReply> for Reply {
@@ -127,6 +131,7 @@ impl Proxy {
             dialect: None,
             model: None,
             ai: None,
+            identity: None,
         };
         let resp = match self.forward(&rt, &conn, req, &mut x).await {
             Ok(resp) => resp,
@@ -140,6 +145,14 @@ impl Proxy {
             Err(Reply::Ai(e)) => {
                 x.reason = Some(e.code);
                 e.response(x.dialect.unwrap_or(Dialect::OpenAI))
+            }
+            Err(Reply::Auth(e)) => {
+                x.reason.get_or_insert(e.code);
+                let mut resp = e.response(x.dialect.unwrap_or(Dialect::OpenAI));
+                if e.status == StatusCode::UNAUTHORIZED {
+                    crate::auth::challenge(resp.headers_mut());
+                }
+                resp
             }
         };
         // AI clients match errors to logs by request id (the OpenAI SDK reads it from errors).
@@ -204,6 +217,65 @@ impl Proxy {
         x.listener = hit.listener.name.clone();
         x.route = rule.route.clone();
         let prefix = routing::matched_prefix(&hit.entry.matcher);
+
+        // PostRouting access control: the route's AccessPolicy, else its Gateway's.
+        if let Some(policy) = rule.access.as_ref().or(hit.listener.access.as_ref()) {
+            let (mut parts, body) = req.into_parts();
+            if let (Some(_), Some(gateway_policy)) = (&rule.access, &hit.listener.access) {
+                // The Gateway's identity headers are not set on this route, but a client must
+                // not be able to send them either.
+                for name in gateway_policy.identity_headers.names() {
+                    parts.headers.remove(name);
+                }
+            }
+            let target = crate::auth::Target {
+                method: parts.method.as_str(),
+                host: &host,
+                path: parts.uri.path(),
+                model: x.model.as_deref(),
+                operation: intake.as_ref().map(|i| i.op.otel_name()),
+                route: &rule.route,
+            };
+            let admitted = self
+                .auth
+                .admit(
+                    policy,
+                    &mut parts.headers,
+                    conn.peer_cert.as_deref(),
+                    &target,
+                    &self.transports,
+                )
+                .await;
+            let labels = |outcome, reason, method| AuthLabels {
+                policy: Label(policy.name.clone()),
+                outcome,
+                reason,
+                method,
+            };
+            match admitted {
+                Ok(identity) => {
+                    self.metrics
+                        .auth_decisions
+                        .get_or_create(&labels("allowed", "", identity.method.as_str()))
+                        .inc();
+                    x.identity = Some(identity);
+                }
+                Err(refusal) => {
+                    let outcome = if refusal.error.status == StatusCode::FORBIDDEN {
+                        "forbidden"
+                    } else {
+                        "unauthenticated"
+                    };
+                    self.metrics
+                        .auth_decisions
+                        .get_or_create(&labels(outcome, refusal.reason, ""))
+                        .inc();
+                    x.reason = Some(refusal.reason);
+                    return Err(Reply::Auth(refusal.error));
+                }
+            }
+            req = Request::from_parts(parts, body);
+        }
 
         let redirect_to = |r: &sluice_config::ir::Redirect, req: &Request<Body>| {
             let ctx = RedirectContext {
@@ -633,6 +705,7 @@ impl Proxy {
                     client_address: conn.peer,
                     reason: x.reason,
                     complete,
+                    identity: x.identity.as_ref().map(IdentityRecord::of),
                     ai,
                 });
             }

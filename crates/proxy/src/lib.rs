@@ -2,6 +2,7 @@
 
 pub mod access_log;
 pub mod ai;
+pub mod auth;
 pub mod body;
 pub mod filters;
 pub mod handler;

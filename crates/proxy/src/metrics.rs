@@ -77,6 +77,16 @@ pub struct AiBackendLabels {
     pub outcome: &'static str,
 }
 
+/// An access-control decision: `outcome` is `allowed`, `unauthenticated` or `forbidden`;
+/// `method` how the caller authenticated (empty when they did not).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    pub policy: Label,
+    pub outcome: &'static str,
+    pub reason: &'static str,
+    pub method: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AiCostLabels {
     pub provider: &'static str,
@@ -211,6 +221,9 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
+    pub auth_decisions: Family<AuthLabels, Counter>,
+    /// Managed API keys in effect (after revocations), as last loaded from the key store.
+    pub managed_keys: Gauge,
     pub gen_ai: GenAiMetrics,
 }
 
@@ -279,8 +292,22 @@ impl Metrics {
             "Access log lines dropped because the writer could not keep up",
             access_log_dropped.clone(),
         );
+        let auth_decisions = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "auth_decisions",
+            "Access-control decisions by policy, outcome, reason and authentication method",
+            auth_decisions.clone(),
+        );
+        let managed_keys = Gauge::default();
+        registry.register(
+            "managed_api_keys",
+            "Managed API keys in effect (revoked keys excluded)",
+            managed_keys.clone(),
+        );
         Arc::new(Metrics {
             registry: root,
+            auth_decisions,
+            managed_keys,
             gen_ai,
             requests,
             request_duration,

@@ -46,6 +46,8 @@ pub struct ConnInfo {
     pub socket: SocketKey,
     /// The TLS server name the client sent, if any.
     pub sni: Option<Box<str>>,
+    /// The client certificate the TLS handshake verified (mutual TLS), if any.
+    pub peer_cert: Option<Arc<sluice_policy::auth::PeerCert>>,
     /// `peer`'s IP as a header value (for X-Forwarded-For), made once per connection.
     pub client_address: HeaderValue,
     opened: Instant,
@@ -61,6 +63,7 @@ impl ConnInfo {
             https,
             socket,
             sni: sni.map(|s| s.to_ascii_lowercase().into_boxed_str()),
+            peer_cert: None,
             client_address: crate::headers::client_address_value(peer.ip()),
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -94,6 +97,8 @@ pub struct Proxy {
     /// Monotonic reference for health timestamps.
     pub(crate) epoch: Instant,
     pub(crate) vertex_tokens: crate::ai::vertex::TokenCache,
+    /// Managed API keys and JWKS fetching, across reloads.
+    pub auth: crate::auth::AuthState,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
 }
@@ -122,6 +127,7 @@ impl Proxy {
             transports: Transports::new(pool)?,
             epoch: Instant::now(),
             vertex_tokens: Default::default(),
+            auth: Default::default(),
             metrics,
             access_log,
         }))
@@ -133,8 +139,10 @@ impl Proxy {
 
     /// Makes `snapshot` the configuration of every request that starts from now on. Requests in
     /// flight keep the runtime they loaded.
-    pub fn install(&self, snapshot: Snapshot) -> Arc<Runtime> {
+    pub fn install(self: &Arc<Self>, snapshot: Snapshot) -> Arc<Runtime> {
         let snapshot = Arc::new(snapshot);
+        let previous = self.runtime.load().snapshot.jwt_providers();
+        crate::auth::jwks::start(self, snapshot.jwt_providers(), &previous);
         let generation = self.runtime.load().generation + 1;
         let rt = Arc::new(Runtime {
             generation,

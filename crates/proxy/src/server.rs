@@ -262,8 +262,14 @@ impl Server {
                 let accept = TlsAcceptor::from(cfg).accept(stream);
                 match tokio::time::timeout(self.settings.tls_handshake_timeout, accept).await {
                     Ok(Ok(tls_stream)) => {
-                        let sni = tls_stream.get_ref().1.server_name();
-                        let info = Arc::new(ConnInfo::new(peer, true, key, sni));
+                        let conn = tls_stream.get_ref().1;
+                        let mut info = ConnInfo::new(peer, true, key, conn.server_name());
+                        info.peer_cert = conn
+                            .peer_certificates()
+                            .and_then(|certs| certs.first())
+                            .and_then(|leaf| crate::auth::peer::from_der(leaf))
+                            .map(Arc::new);
+                        let info = Arc::new(info);
                         self.serve_io(tls_stream, info, stop).await
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),

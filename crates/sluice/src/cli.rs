@@ -75,6 +75,25 @@ pub struct ServeArgs {
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// File holding the admin token that `/keys` on the admin server requires (Bearer). Without
+    /// it (or SLUICE_ADMIN_TOKEN), runtime key management is off.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Redis URL of the shared state store (managed API keys), e.g. redis://10.0.0.5:6379/0.
+    /// Replicas given the same URL and prefix share their keys. Without it, a local file is used.
+    #[arg(long, env = "SLUICE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Namespace of this gateway's keys in Redis (hash-tagged, so Redis Cluster works).
+    #[arg(long, default_value = "sluice")]
+    pub redis_prefix: String,
+    /// Directory of the local state store (when no Redis URL is given). Default:
+    /// $XDG_STATE_HOME/sluice or ~/.local/state/sluice.
+    #[arg(long, env = "SLUICE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How often each replica checks the state store for key changes (revocations take effect
+    /// within this).
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub key_poll_interval: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use cli::{Cli, Command, ServeArgs, ValidateArgs};
 use reload::{Reloader, Source};
+use sluice_state::keys::KeyStore;
 
 /// mimalloc: the request path allocates small, short-lived objects across tasks, where it is
 /// measurably faster than glibc malloc (+25% requests/s, see docs/performance.md). Built with
@@ -88,6 +89,50 @@ fn validate(args: &ValidateArgs) -> ExitCode {
         );
         ExitCode::FAILURE
     }
+}
+
+/// Key management when an admin token is configured: the state store (Redis, else a file) and
+/// the watcher that keeps every policy's managed keys current.
+async fn key_admin(args: &ServeArgs, proxy: &Arc<Proxy>) -> Result<Option<admin::KeyAdmin>, String> {
+    let token = match (&args.admin_token_file, std::env::var("SLUICE_ADMIN_TOKEN")) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?
+            .trim()
+            .to_string(),
+        (None, Ok(t)) => t.trim().to_string(),
+        (None, Err(_)) => return Ok(None),
+    };
+    if token.len() < 16 {
+        return Err("the admin token must be at least 16 characters".into());
+    }
+    let store = match &args.redis_url {
+        Some(url) => KeyStore::connect_redis(url, &args.redis_prefix).await,
+        None => {
+            let dir = args.state_dir.clone().or_else(default_state_dir).ok_or(
+                "no state directory: set --state-dir (or SLUICE_STATE_DIR, XDG_STATE_HOME, HOME)",
+            )?;
+            KeyStore::open_file(dir.join("api-keys.json")).await
+        }
+    }
+    .map_err(|e| format!("cannot open the key store: {e}"))?;
+    let store = Arc::new(store);
+    tracing::info!(store = %store.describe(), "API key management on");
+    admin::KeyAdmin::start(&token, store, proxy.clone(), args.key_poll_interval)
+        .await
+        .map(Some)
+        .map_err(|e| format!("cannot load the managed keys: {e}"))
+}
+
+fn default_state_dir() -> Option<std::path::PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Some(std::path::PathBuf::from(x).join("sluice"));
+    }
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state/sluice"))
+}
+
+fn accepts_managed_keys(proxy: &Proxy) -> bool {
+    let rt = proxy.runtime();
+    rt.snapshot.access_policies().iter().any(|p| p.api_keys.as_ref().is_some_and(|k| k.managed))
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
@@ -162,10 +207,15 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         .get_or_create(&sluice_proxy::metrics::ResultLabels { result: "ok" })
         .inc();
 
+    let keys = key_admin(&args, &proxy).await?;
+    if keys.is_none() && accepts_managed_keys(&proxy) {
+        tracing::warn!("an AccessPolicy accepts managed keys, but key management is off (no --admin-token-file / SLUICE_ADMIN_TOKEN): no managed key can exist");
+    }
     let admin = Arc::new(admin::Admin {
         proxy: proxy.clone(),
         reloader: reloader.clone(),
         ready: Default::default(),
+        keys,
     });
     tokio::spawn(admin.clone().run(admin_listener));
     let _watcher = reloader

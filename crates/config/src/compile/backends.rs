@@ -27,6 +27,7 @@ pub(crate) struct Clusters {
     checked: HashMap<(String, String, u32), Result<BackendCluster, String>>,
     /// AI backends and policies, compiled before routes so route rules can refer to them.
     pub ai: super::ai::AiCatalog,
+    pub access: super::access::AccessCatalog,
 }
 
 impl Clusters {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::index::Index;
 use super::routes::EntryBuild;
-use super::tls::{certified_key, server_config, SniResolver};
+use super::tls::{certified_key, server_config, ClientAuth, SniResolver};
 use super::CompileOptions;
 use crate::error::Diagnostics;
 use crate::ir::{HostPattern, ListenerIr, SocketIr, VirtualHost};
@@ -35,6 +35,9 @@ pub(crate) struct SocketBuild {
     pub port: u16,
     pub https: bool,
     pub resolver: SniResolver,
+    /// Client certificate validation, once the first HTTPS listener has said (`Some(None)`:
+    /// none). Every Gateway sharing the socket must agree: it is one TLS configuration.
+    pub client_auth: Option<Option<ClientAuth>>,
     pub listeners: Vec<ListenerBuild>,
 }
 
@@ -71,6 +74,7 @@ pub(crate) fn build_sockets(
                 );
             }
             if listener.https {
+                client_validation(idx, gw, l.port, &mut sockets, &addresses, diags);
                 add_certificates(
                     idx,
                     gw,
@@ -182,7 +186,7 @@ fn build_listener(
             // Silently ignoring it would let clients in without the certificates it demands.
             diags.error(gw.error(
                 format!("{field}.tls.frontendValidation"),
-                "client certificate validation is not supported yet",
+                "client certificate validation is configured Gateway-wide: use spec.tls.frontend (Gateway API v1.4)",
             ));
             return None;
         }
@@ -339,6 +343,7 @@ fn place(
             port: listener.port,
             https: listener.https,
             resolver: SniResolver::default(),
+            client_auth: None,
             listeners: vec![listener],
         }),
     }
@@ -441,16 +446,131 @@ fn add_certificates(
     }
 }
 
+/// The Gateway's client certificate validation for `port` (`spec.tls.frontend`: the port's own
+/// entry, else the default), applied to its sockets on that port.
+fn client_validation(
+    idx: &Index<'_>,
+    gw: &Object<GatewaySpec>,
+    port: u32,
+    sockets: &mut [SocketBuild],
+    addresses: &[IpAddr],
+    diags: &mut Diagnostics,
+) {
+    let frontend = gw.spec.tls.as_ref().and_then(|t| t.frontend.as_ref());
+    let chosen = frontend.and_then(|f| {
+        match f.per_port.iter().position(|p| p.port == port) {
+            Some(i) => f.per_port[i]
+                .tls
+                .validation
+                .as_ref()
+                .map(|v| (format!("spec.tls.frontend.perPort[{i}].tls.validation"), v)),
+            None => f
+                .default
+                .as_ref()
+                .and_then(|d| d.validation.as_ref())
+                .map(|v| ("spec.tls.frontend.default.validation".to_string(), v)),
+        }
+    });
+    let auth = match chosen {
+        None => None,
+        Some((field, v)) => match client_auth(idx, gw, &field, v) {
+            Ok(a) => Some(a),
+            Err((at, msg)) => {
+                diags.error(gw.error(at, msg));
+                return;
+            }
+        },
+    };
+    for s in sockets
+        .iter_mut()
+        .filter(|s| u32::from(s.port) == port && addresses.contains(&s.address))
+    {
+        match &s.client_auth {
+            None => s.client_auth = Some(auth.clone()),
+            Some(existing) if *existing == auth => {}
+            Some(_) => diags.error(gw.error(
+                "spec.tls.frontend",
+                format!(
+                    "port {port} on {} is shared with another Gateway whose client certificate validation differs; one port has one TLS configuration",
+                    s.address
+                ),
+            )),
+        }
+    }
+}
+
+fn client_auth(
+    idx: &Index<'_>,
+    gw: &Object<GatewaySpec>,
+    field: &str,
+    v: &crate::objects::gateway::FrontendValidation,
+) -> Result<ClientAuth, (String, String)> {
+    let allow_insecure = match v.mode.as_deref() {
+        None | Some("AllowValidOnly") => false,
+        Some("AllowInsecureFallback") => true,
+        Some(other) => {
+            return Err((
+                format!("{field}.mode"),
+                format!("unknown mode {other:?}: use AllowValidOnly or AllowInsecureFallback"),
+            ))
+        }
+    };
+    if v.ca_certificate_refs.is_empty() {
+        return Err((
+            format!("{field}.caCertificateRefs"),
+            "at least one CA certificate reference is required".into(),
+        ));
+    }
+    let mut ca_pem = Vec::new();
+    for (i, r) in v.ca_certificate_refs.iter().enumerate() {
+        let rfield = format!("{field}.caCertificateRefs[{i}]");
+        let kind = r.kind.as_deref().unwrap_or("ConfigMap");
+        let group = r.group.as_deref().unwrap_or("");
+        let ns = r.namespace.as_deref().unwrap_or(gw.namespace());
+        if !group.is_empty() || !matches!(kind, "ConfigMap" | "Secret") {
+            return Err((
+                format!("{rfield}.kind"),
+                format!("unsupported CA reference {group}/{kind} (a core ConfigMap or Secret)"),
+            ));
+        }
+        if !idx.reference_allowed("Gateway", gw.namespace(), "", kind, ns, &r.name) {
+            return Err((rfield, format!("reference to {kind} {ns}/{} is not permitted by any ReferenceGrant in namespace {ns}", r.name)));
+        }
+        let pem = if kind == "ConfigMap" {
+            let cm = idx
+                .config_map(ns, &r.name)
+                .ok_or_else(|| (rfield.clone(), format!("ConfigMap {ns}/{} not found", r.name)))?;
+            cm.spec.data.get("ca.crt").map(|s| s.as_bytes().to_vec())
+        } else {
+            let s = idx
+                .secret(ns, &r.name)
+                .ok_or_else(|| (rfield.clone(), format!("Secret {ns}/{} not found", r.name)))?;
+            super::backends::secret_data(s)
+                .map_err(|e| (rfield.clone(), e))?
+                .remove("ca.crt")
+        };
+        let pem = pem.ok_or_else(|| (rfield.clone(), format!("{kind} {ns}/{} has no key ca.crt", r.name)))?;
+        super::tls::parse_certs(&pem).map_err(|e| (rfield.clone(), format!("{kind} {ns}/{}: {e}", r.name)))?;
+        ca_pem.extend_from_slice(&pem);
+        ca_pem.push(b'\n');
+    }
+    Ok(ClientAuth {
+        ca_pem,
+        allow_insecure,
+    })
+}
+
 /// Sorts everything by precedence and freezes the sockets into the IR.
 pub(crate) fn finish(
     sockets: Vec<SocketBuild>,
     ai: &super::ai::AiCatalog,
+    access: &super::access::AccessCatalog,
     diags: &mut Diagnostics,
 ) -> Vec<Arc<SocketIr>> {
     let mut out = Vec::new();
     for s in sockets {
         let tls = if s.https {
-            match server_config(s.resolver) {
+            match server_config(s.resolver, s.client_auth.flatten().as_ref()) {
                 Ok(cfg) => Some(cfg),
                 Err(e) => {
                     diags.error(crate::error::ConfigError::new(format!(
@@ -489,6 +609,7 @@ pub(crate) fn finish(
                 });
                 Arc::new(ListenerIr {
                     ai: ai.listener(&l.gateway_ns, &l.gateway_name, has_ai_routes),
+                    access: access.gateway(&l.gateway_ns, &l.gateway_name),
                     gateway: l.gateway,
                     name: l.name,
                     hostname: l.hostname,

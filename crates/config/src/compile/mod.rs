@@ -4,6 +4,7 @@
 //! HTTPRoute to the listeners it may attach to; compile its rules (matches, filters, backends);
 //! sort each virtual host's entries by Gateway API precedence.
 
+mod access;
 mod ai;
 mod backends;
 mod filters;
@@ -51,9 +52,10 @@ pub fn compile(
     let mut clusters = backends::Clusters::default();
     clusters.check_backends(&idx, &mut diags);
     clusters.ai = ai::build(&idx, &mut clusters, &mut diags);
+    clusters.access = access::build(&idx, &mut diags);
     let mut sockets = gateways::build_sockets(&idx, options, &mut diags);
     routes::attach_routes(&idx, &mut sockets, &mut clusters, &mut diags);
-    let sockets = gateways::finish(sockets, &clusters.ai, &mut diags);
+    let sockets = gateways::finish(sockets, &clusters.ai, &clusters.access, &mut diags);
     let ai_backends = clusters.ai.list.clone();
     if diags.has_errors() {
         return Err(Rejected { diagnostics: diags });

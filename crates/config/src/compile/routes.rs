@@ -331,6 +331,7 @@ fn compile_rule(
             timeouts,
             retry,
             ai: clusters.ai.route(route.namespace(), route.name()),
+            access: clusters.access.route(route.namespace(), route.name()),
         }),
         matches,
     })

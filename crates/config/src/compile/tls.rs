@@ -96,12 +96,45 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-pub(crate) fn server_config(resolver: SniResolver) -> Result<Arc<rustls::ServerConfig>, String> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+/// Client certificate validation of a listener socket (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientAuth {
+    /// The trusted CA bundle, PEM.
+    pub ca_pem: Vec<u8>,
+    /// Clients without a certificate may connect (`AllowInsecureFallback`); one that presents
+    /// an invalid certificate still fails the handshake.
+    pub allow_insecure: bool,
+}
+
+pub(crate) fn server_config(
+    resolver: SniResolver,
+    client_auth: Option<&ClientAuth>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .map_err(|e| e.to_string())?;
+    let builder = match client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in parse_certs(&auth.ca_pem)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("invalid CA certificate: {e}"))?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = if auth.allow_insecure {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            }
+            .build()
+            .map_err(|e| format!("client certificate validation: {e}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

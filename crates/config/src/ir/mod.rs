@@ -33,6 +33,37 @@ pub struct Snapshot {
     pub redacted_objects: serde_json::Value,
 }
 
+impl Snapshot {
+    /// Every access policy in effect, each once.
+    pub fn access_policies(&self) -> Vec<Arc<sluice_policy::auth::AccessPolicy>> {
+        let mut out: Vec<Arc<sluice_policy::auth::AccessPolicy>> = Vec::new();
+        let mut add = |p: &Arc<sluice_policy::auth::AccessPolicy>| {
+            if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+                out.push(p.clone());
+            }
+        };
+        for l in self.sockets.iter().flat_map(|s| &s.listeners) {
+            if let Some(p) = &l.access {
+                add(p);
+            }
+            for e in l.virtual_hosts.iter().flat_map(|v| &v.entries) {
+                if let Some(p) = &e.rule.access {
+                    add(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every JWT provider of every access policy in effect.
+    pub fn jwt_providers(&self) -> Vec<Arc<sluice_policy::auth::access::JwtProvider>> {
+        self.access_policies()
+            .iter()
+            .flat_map(|p| p.jwt.iter().cloned())
+            .collect()
+    }
+}
+
 /// Listeners that share one socket. A port is either plain HTTP or HTTPS for all its listeners.
 #[derive(Debug)]
 pub struct SocketIr {
@@ -63,6 +94,8 @@ pub struct ListenerIr {
     /// Set when the Gateway serves AI traffic (an `AIPolicy` targets it, or a route attached to
     /// it sends to an `AIBackend`): inference requests are then parsed before routing.
     pub ai: Option<Arc<AiListener>>,
+    /// The Gateway's `AccessPolicy`; a route's own policy replaces it.
+    pub access: Option<Arc<sluice_policy::auth::AccessPolicy>>,
     /// Most specific host first (exact, then longer wildcards, then any).
     pub virtual_hosts: Vec<VirtualHost>,
 }

@@ -76,6 +76,8 @@ pub struct RuleIr {
     pub retry: Option<RetryPolicy>,
     /// The route's `AIPolicy` settings, overriding the Gateway's for this rule.
     pub ai: Option<Arc<AiRouteOverrides>>,
+    /// The route's `AccessPolicy`, replacing its Gateway's.
+    pub access: Option<Arc<sluice_policy::auth::AccessPolicy>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

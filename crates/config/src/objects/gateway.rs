@@ -26,6 +26,52 @@ pub struct GatewaySpec {
     pub addresses: Vec<GatewayAddress>,
     #[serde(default)]
     pub infrastructure: Option<serde_json::Value>,
+    /// Gateway-wide TLS settings (Gateway API v1.4): client certificate validation.
+    #[serde(default)]
+    pub tls: Option<GatewayTls>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayTls {
+    #[serde(default)]
+    pub frontend: Option<FrontendTls>,
+}
+
+/// How HTTPS listeners validate client certificates: `default` for every port, `perPort`
+/// overriding it for one port.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FrontendTls {
+    #[serde(default)]
+    pub default: Option<FrontendTlsConfig>,
+    #[serde(default)]
+    pub per_port: Vec<PerPortTls>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PerPortTls {
+    pub port: u32,
+    pub tls: FrontendTlsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FrontendTlsConfig {
+    #[serde(default)]
+    pub validation: Option<FrontendValidation>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FrontendValidation {
+    /// ConfigMaps (or Secrets) with the trusted CA bundle under `ca.crt`.
+    pub ca_certificate_refs: Vec<ObjectReference>,
+    /// `AllowValidOnly` (default: a valid client certificate is required) or
+    /// `AllowInsecureFallback` (clients without one connect too; access policies decide).
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,6 +1,7 @@
 //! The Kubernetes-shaped objects Sluice consumes, typed with the standards' exact field names.
 //! Unknown fields are errors; unknown kinds are warnings (later features add kinds).
 
+pub mod access;
 pub mod ai;
 pub mod backend;
 pub mod core;
@@ -85,6 +86,7 @@ pub struct ObjectSet {
     pub backends: Vec<Object<backend::BackendSpec>>,
     pub ai_backends: Vec<Object<ai::AiBackendSpec>>,
     pub ai_policies: Vec<Object<ai::AiPolicySpec>>,
+    pub access_policies: Vec<Object<access::AccessPolicySpec>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -179,6 +181,9 @@ impl ObjectSet {
             }
             (ai::SLUICE_GROUP, "AIPolicy") if version == "v1alpha1" => {
                 ctx.spec("AIPolicy", &mut self.ai_policies, diags)
+            }
+            (ai::SLUICE_GROUP, "AccessPolicy") if version == "v1alpha1" => {
+                ctx.spec("AccessPolicy", &mut self.access_policies, diags)
             }
             ("", "Service") => ctx.spec("Service", &mut self.services, diags),
             ("discovery.k8s.io", "EndpointSlice") => {

@@ -1,5 +1,8 @@
-//! The admin server: health, readiness, Prometheus metrics, and the configuration in effect.
-//! It listens on loopback by default and never shows secret values.
+//! The admin server: health, readiness, Prometheus metrics, the configuration in effect, and
+//! (with an admin token) API key management under `/keys`. It listens on loopback by default
+//! and never shows secret values.
+
+mod keys;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,7 +25,11 @@ pub struct Admin {
     pub proxy: Arc<Proxy>,
     pub reloader: Arc<Reloader>,
     pub ready: AtomicBool,
+    /// Key management; `None` when no admin token is configured.
+    pub keys: Option<keys::KeyAdmin>,
 }
+
+pub use keys::KeyAdmin;
 
 impl Admin {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -38,7 +45,7 @@ impl Admin {
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let admin = admin.clone();
-                    async move { Ok::<_, Infallible>(admin.handle(req)) }
+                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -47,7 +54,17 @@ impl Admin {
         }
     }
 
-    fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = req.uri().path();
+        if path == "/keys" || path.starts_with("/keys/") {
+            return match &self.keys {
+                Some(k) => k.handle(req).await,
+                None => json_status(
+                    StatusCode::NOT_FOUND,
+                    &serde_json::json!({"error": "API key management is off: start sluice with --admin-token-file (or SLUICE_ADMIN_TOKEN)"}),
+                ),
+            };
+        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         }
@@ -97,8 +114,13 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 fn json(v: &serde_json::Value) -> Response<Full<Bytes>> {
+    json_status(StatusCode::OK, v)
+}
+
+fn json_status(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec_pretty(v).unwrap_or_default();
     let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),

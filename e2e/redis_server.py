@@ -1,0 +1,61 @@
+"""A real ``redis-server`` on a free loopback port, for tests of replicas that share state.
+
+Readiness is the server answering ``PING`` (polled), never a fixed wait.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from gateway import free_port
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server not found: install the Debian package redis-server")
+        self.port = free_port()
+        self.dir = tempfile.TemporaryDirectory(prefix="sluice-redis-")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir.name],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.ping():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            time.sleep(0.02)  # polling the server's own readiness
+        raise RuntimeError("redis-server did not answer PING")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.dir.cleanup()
+
+    def __enter__(self) -> "RedisServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

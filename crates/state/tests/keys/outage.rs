@@ -1,7 +1,8 @@
 //! Redis going away (dead or hung) and coming back: calls fail fast with `Unavailable`, the
 //! watcher keeps serving the last records and recovers on its own.
 
-use std::sync::Arc;
+use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_state::keys::{KeyStore, KeyWatch};
@@ -108,5 +109,59 @@ async fn a_watch_cannot_start_on_an_unreachable_store() -> TestResult {
     let (started, took) = timed(KeyWatch::start(store, Duration::from_millis(200), |_| {})).await;
     assert!(matches!(started, Err(StoreError::Unavailable(_))));
     assert!(took < FAIL_WITHIN, "took {took:?}");
+    Ok(())
+}
+
+/// Log lines written through a `tracing` subscriber, kept in memory.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut bytes = self.0.lock().map_err(|_| io::Error::other("poisoned"))?;
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_outage_is_logged_once_and_so_is_the_recovery() -> TestResult {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Thread-local, and this test's runtime (watcher task included) runs on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut server = RedisServer::start().await?;
+    let store = Arc::new(KeyStore::connect_redis(&server.url(), "sluice").await?);
+    let watch = KeyWatch::start(Arc::clone(&store), Duration::from_millis(200), |_| {}).await?;
+    server.stop().await?;
+    for _ in 0..3 {
+        assert!(is_unavailable(&watch.refresh().await));
+    }
+    server.restart().await?;
+    wait_until("watch healthy", Duration::from_secs(5), || watch.healthy()).await?;
+    watch.refresh().await?;
+
+    let text = log.text();
+    let count = |needle: &str| text.matches(needle).count();
+    assert_eq!(count("API key store unreachable"), 1, "{text}");
+    assert_eq!(count("API key store reachable again"), 1, "{text}");
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains(&store.describe()), "{text}");
     Ok(())
 }

@@ -1,4 +1,13 @@
 //! State shared across requests and replicas, behind one interface with a local and a Redis
 //! implementation, so a single gateway and a fleet of replicas behave the same.
+//!
+//! * [`keys`]: virtual API keys (a JSON file or a Redis hash), and [`keys::KeyWatch`], which
+//!   keeps them in process so the request path never waits on a store.
+//! * [`redis`]: the Redis connection every Redis-backed store shares (timeouts, reconnects,
+//!   password-free descriptions).
 
+mod error;
 pub mod keys;
+pub mod redis;
+
+pub use error::StoreError;

@@ -2,8 +2,9 @@
 //!
 //! Everything here exists so that integration tests can exercise the real `sluice` binary the
 //! way a cluster would: real upstream servers ([`upstream`], [`echo`]), real certificates
-//! ([`certs`]), Kubernetes-shaped configuration ([`k8s`]), a process harness ([`gateway`]) and
-//! a small, non-redirect-following HTTP client ([`client`]).
+//! ([`certs`]), Kubernetes-shaped configuration ([`k8s`]), a process harness ([`gateway`]),
+//! real `redis-server` processes ([`redis`]) and a small, non-redirect-following HTTP client
+//! ([`client`]).
 //!
 //! Helpers return errors instead of panicking so that a test can decide whether a failure is
 //! fatal or just one entry in a collected report.
@@ -13,6 +14,7 @@ pub mod client;
 pub mod echo;
 pub mod gateway;
 pub mod k8s;
+pub mod redis;
 pub mod tempdir;
 pub mod upstream;
 
@@ -23,6 +25,7 @@ pub use certs::{Alpn, CertAuthority, LeafCert};
 pub use client::{ClientRequest, ClientResponse, HttpVersion};
 pub use echo::{EchoConfig, EchoedRequest};
 pub use gateway::{ConfigStatus, GatewayOptions, GatewayProcess};
+pub use redis::RedisServer;
 pub use tempdir::TempDir;
 pub use upstream::{Body, ConnInfo, Upstream, UpstreamBuilder};
 

@@ -268,14 +268,12 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 }
 
 fn store_error(e: StoreError) -> Response<Full<Bytes>> {
-    match e {
-        StoreError::NotFound(id) => error(StatusCode::NOT_FOUND, &format!("no key with id {id:?}")),
-        StoreError::Exists(msg) => error(StatusCode::CONFLICT, &msg),
-        StoreError::Unavailable(msg) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, &format!("key store unavailable: {msg}"))
-        }
-        StoreError::Corrupt(msg) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, &format!("key store corrupt: {msg}"))
-        }
-    }
+    let status = match &e {
+        StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+        StoreError::Exists(_) | StoreError::Revoked(_) => StatusCode::CONFLICT,
+        StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, &format!("key {e}"))
 }

@@ -200,8 +200,10 @@ impl Jwk {
         use Algorithm::*;
         matches!(
             (&self.key, alg),
-            (PublicKey::Rsa(_), RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
-                | (PublicKey::Ec(Curve::P256, _), ES256)
+            (
+                PublicKey::Rsa(_),
+                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
+            ) | (PublicKey::Ec(Curve::P256, _), ES256)
                 | (PublicKey::Ec(Curve::P384, _), ES384)
                 | (PublicKey::Ed25519(_), EdDSA)
         )

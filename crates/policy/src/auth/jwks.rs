@@ -2,15 +2,19 @@
 //! decides when an unknown `kid` may trigger a refetch.
 //!
 //! Fetching (HTTP or file) is the proxy's business; this module only holds and swaps sets.
+//! Each set comes with a memo of the tokens it has verified ([`JwksCache::verify`]), which is
+//! replaced along with the set, so a rotation forgets everything the old keys vouched for.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use super::jwt::JwkSet;
+use super::jwt::memo::{token_digest, MAX_MEMO_TOKEN_LEN};
+use super::jwt::validation::seconds_since_epoch;
+use super::jwt::{verify_signature, Claims, JwkSet, JwtError, Validation, VerifiedMemo};
 
 /// Stands for "no refetch yet" in `last_refetch`.
 const NEVER: u64 = u64::MAX;
@@ -19,7 +23,7 @@ const NEVER: u64 = u64::MAX;
 /// replaces it atomically, and requests still verifying against the old set keep it alive until
 /// they finish.
 pub struct JwksCache {
-    set: ArcSwap<JwkSet>,
+    current: ArcSwap<Generation>,
     /// When refetching was last allowed, as nanoseconds since `epoch`, or [`NEVER`]. An atomic
     /// rather than a lock: this is consulted on the request path whenever a token names an
     /// unknown `kid`, which an attacker can make happen on every request.
@@ -27,10 +31,26 @@ pub struct JwksCache {
     epoch: Instant,
 }
 
+/// A key set and the tokens it has verified, swapped as one so that no token verified by an
+/// old set can be remembered into a new one.
+struct Generation {
+    set: Arc<JwkSet>,
+    memo: VerifiedMemo,
+}
+
+impl Generation {
+    fn new(set: JwkSet) -> Arc<Generation> {
+        Arc::new(Generation {
+            set: Arc::new(set),
+            memo: VerifiedMemo::new(),
+        })
+    }
+}
+
 impl JwksCache {
     pub fn new(initial: JwkSet) -> JwksCache {
         JwksCache {
-            set: ArcSwap::from_pointee(initial),
+            current: ArcSwap::new(Generation::new(initial)),
             last_refetch: AtomicU64::new(NEVER),
             epoch: Instant::now(),
         }
@@ -44,12 +64,49 @@ impl JwksCache {
 
     /// The set in force now. Holding the `Arc` keeps this set alive across a replacement.
     pub fn current(&self) -> Arc<JwkSet> {
-        self.set.load_full()
+        Arc::clone(&self.current.load().set)
     }
 
-    /// Puts `set` in force for every later [`current`](Self::current).
+    /// Puts `set` in force for every later [`current`](Self::current) and
+    /// [`verify`](Self::verify), and forgets the tokens the previous set verified.
     pub fn replace(&self, set: JwkSet) {
-        self.set.store(Arc::new(set));
+        self.current.store(Generation::new(set));
+    }
+
+    /// [`jwt::verify`](super::jwt::verify) against the current set, remembering tokens whose
+    /// signature verified so that the next request with the same token skips the public-key
+    /// operation (tens of microseconds) and only re-checks the algorithm and the claims.
+    /// Claims are shared rather than copied, hence the `Arc`.
+    pub fn verify(
+        &self,
+        token: &str,
+        v: &Validation,
+        now: SystemTime,
+    ) -> Result<Arc<Claims>, JwtError> {
+        let generation = self.current.load();
+        if token.len() > MAX_MEMO_TOKEN_LEN {
+            return super::jwt::verify(token, &generation.set, v, now).map(Arc::new);
+        }
+        let digest = token_digest(token);
+        let claims = match generation.memo.get(&digest) {
+            // The memo was filled under some caller's Validation; this caller's may allow
+            // fewer algorithms.
+            Some((alg, _)) if !v.algorithms.contains(&alg) => {
+                return Err(JwtError::AlgorithmNotAllowed(alg.as_str().to_owned()));
+            }
+            Some((_, claims)) => claims,
+            None => {
+                let (alg, claims) = verify_signature(token, &generation.set, &v.algorithms)?;
+                let claims = Arc::new(claims);
+                let now = seconds_since_epoch(now);
+                generation
+                    .memo
+                    .insert(digest, alg, Arc::clone(&claims), now);
+                claims
+            }
+        };
+        v.check(&claims, now)?;
+        Ok(claims)
     }
 
     /// Whether a token with an unknown `kid` should trigger a refetch now: true at most once per
@@ -89,7 +146,7 @@ fn nanos(d: Duration) -> u64 {
 impl fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwksCache")
-            .field("set", &self.set.load())
+            .field("set", &self.current.load().set)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +218,123 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(winners, 1);
+    }
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn eddsa_only() -> Validation {
+        Validation {
+            clock_skew: Duration::ZERO,
+            ..Validation::new(vec![crate::auth::jwt::Algorithm::EdDSA])
+        }
+    }
+
+    fn memo_len(cache: &JwksCache) -> usize {
+        cache.current.load().memo.len()
+    }
+
+    #[test]
+    fn verify_remembers_verified_tokens() {
+        let key = TestKey::ed25519("k");
+        let cache = JwksCache::new(JwkSet::parse(&mint::jwks(&[key.jwk()])).unwrap());
+        let token = key.token("EdDSA", &serde_json::json!({"sub": "a", "exp": NOW + 60}));
+        let first = cache.verify(&token, &eddsa_only(), at(NOW)).unwrap();
+        let second = cache.verify(&token, &eddsa_only(), at(NOW)).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "the second call is served from the memo"
+        );
+        assert_eq!(first.string("sub"), Some("a"));
+        assert_eq!(memo_len(&cache), 1);
+        // Same claims through the plain function.
+        assert_eq!(
+            *first,
+            crate::auth::jwt::verify(&token, &cache.current(), &eddsa_only(), at(NOW)).unwrap()
+        );
+    }
+
+    #[test]
+    fn remembered_tokens_are_still_checked() {
+        let key = TestKey::ed25519("k");
+        let cache = JwksCache::new(JwkSet::parse(&mint::jwks(&[key.jwk()])).unwrap());
+        let token = key.token("EdDSA", &serde_json::json!({"exp": NOW + 60, "aud": "x"}));
+        assert!(cache.verify(&token, &eddsa_only(), at(NOW)).is_ok());
+        // Time moves on.
+        assert_eq!(
+            cache
+                .verify(&token, &eddsa_only(), at(NOW + 61))
+                .unwrap_err(),
+            JwtError::Expired
+        );
+        // Another caller's validation.
+        let es256_only = Validation {
+            algorithms: vec![crate::auth::jwt::Algorithm::ES256],
+            ..eddsa_only()
+        };
+        assert_eq!(
+            cache.verify(&token, &es256_only, at(NOW)).unwrap_err(),
+            JwtError::AlgorithmNotAllowed("EdDSA".into())
+        );
+        let other_audience = Validation {
+            audiences: vec!["y".into()],
+            ..eddsa_only()
+        };
+        assert_eq!(
+            cache.verify(&token, &other_audience, at(NOW)).unwrap_err(),
+            JwtError::WrongAudience
+        );
+        assert_eq!(memo_len(&cache), 1);
+    }
+
+    #[test]
+    fn forged_tokens_are_not_remembered() {
+        let key = TestKey::ed25519("k");
+        let impostor = TestKey::ed25519("k");
+        let cache = JwksCache::new(JwkSet::parse(&mint::jwks(&[key.jwk()])).unwrap());
+        let forged = impostor.token("EdDSA", &serde_json::json!({"exp": NOW + 60}));
+        for _ in 0..3 {
+            assert_eq!(
+                cache.verify(&forged, &eddsa_only(), at(NOW)).unwrap_err(),
+                JwtError::BadSignature
+            );
+        }
+        assert_eq!(memo_len(&cache), 0);
+        let none = mint::unsigned(&serde_json::json!({"alg": "none"}), &serde_json::json!({}));
+        assert!(cache.verify(&none, &eddsa_only(), at(NOW)).is_err());
+        assert_eq!(memo_len(&cache), 0);
+    }
+
+    #[test]
+    fn rotation_forgets_what_the_old_keys_verified() {
+        let old = TestKey::ed25519("old");
+        let new = TestKey::ed25519("new");
+        let cache = JwksCache::new(JwkSet::parse(&mint::jwks(&[old.jwk()])).unwrap());
+        let token = old.token("EdDSA", &serde_json::json!({"exp": NOW + 60}));
+        assert!(cache.verify(&token, &eddsa_only(), at(NOW)).is_ok());
+        cache.replace(JwkSet::parse(&mint::jwks(&[new.jwk()])).unwrap());
+        assert_eq!(
+            cache.verify(&token, &eddsa_only(), at(NOW)).unwrap_err(),
+            JwtError::UnknownKey
+        );
+        let token = new.token("EdDSA", &serde_json::json!({"exp": NOW + 60}));
+        assert!(cache.verify(&token, &eddsa_only(), at(NOW)).is_ok());
+    }
+
+    #[test]
+    fn long_tokens_are_verified_every_time() {
+        let key = TestKey::ed25519("k");
+        let cache = JwksCache::new(JwkSet::parse(&mint::jwks(&[key.jwk()])).unwrap());
+        let pad = "x".repeat(MAX_MEMO_TOKEN_LEN);
+        let token = key.token("EdDSA", &serde_json::json!({"exp": NOW + 60, "pad": pad}));
+        let first = cache.verify(&token, &eddsa_only(), at(NOW)).unwrap();
+        let second = cache.verify(&token, &eddsa_only(), at(NOW)).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(first, second);
+        assert_eq!(memo_len(&cache), 0);
     }
 
     #[test]

@@ -19,8 +19,9 @@ mod algorithm;
 mod claims;
 mod error;
 mod jwk;
+pub(crate) mod memo;
 mod token;
-mod validation;
+pub(crate) mod validation;
 mod verify;
 
 #[cfg(test)]
@@ -34,3 +35,6 @@ pub use jwk::{JwkError, JwkSet, MIN_RSA_BITS};
 pub use token::MAX_TOKEN_LEN;
 pub use validation::Validation;
 pub use verify::verify;
+
+pub(crate) use memo::VerifiedMemo;
+pub(crate) use verify::verify_signature;

@@ -85,7 +85,7 @@ fn numeric_date(
     }
 }
 
-fn seconds_since_epoch(time: SystemTime) -> f64 {
+pub(crate) fn seconds_since_epoch(time: SystemTime) -> f64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => after.as_secs_f64(),
         Err(before) => -before.duration().as_secs_f64(),

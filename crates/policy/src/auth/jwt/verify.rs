@@ -23,11 +23,24 @@ pub fn verify(
     v: &Validation,
     now: SystemTime,
 ) -> Result<Claims, JwtError> {
+    let (_, claims) = verify_signature(token, keys, &v.algorithms)?;
+    v.check(&claims, now)?;
+    Ok(claims)
+}
+
+/// Everything up to and including parsing the payload of a correctly signed token, but no
+/// claim checks: what stays true of a token for as long as the key set does (see
+/// [`crate::auth::jwks::JwksCache::verify`], which remembers it).
+pub(crate) fn verify_signature(
+    token: &str,
+    keys: &JwkSet,
+    algorithms: &[Algorithm],
+) -> Result<(Algorithm, Claims), JwtError> {
     let compact = token::split(token)?;
     if compact.header.crit {
         return Err(JwtError::CriticalHeader);
     }
-    let alg = allowed_algorithm(&compact.header.alg, v)?;
+    let alg = allowed_algorithm(&compact.header.alg, algorithms)?;
     check_signature(
         keys,
         compact.header.kid.as_deref(),
@@ -37,14 +50,12 @@ pub fn verify(
     )?;
     let claims: Map<String, Value> = serde_json::from_slice(&compact.payload)
         .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
-    let claims = Claims(claims);
-    v.check(&claims, now)?;
-    Ok(claims)
+    Ok((alg, Claims(claims)))
 }
 
-fn allowed_algorithm(name: &str, v: &Validation) -> Result<Algorithm, JwtError> {
+fn allowed_algorithm(name: &str, algorithms: &[Algorithm]) -> Result<Algorithm, JwtError> {
     match name.parse::<Algorithm>() {
-        Ok(alg) if v.algorithms.contains(&alg) => Ok(alg),
+        Ok(alg) if algorithms.contains(&alg) => Ok(alg),
         _ => Err(JwtError::AlgorithmNotAllowed(truncated(
             name,
             MAX_ECHOED_ALG,

@@ -191,6 +191,8 @@ fn credential_parsing_survives_random_headers() {
             }
             Err(err) => {
                 let (display, debug) = (err.to_string(), format!("{err:?}"));
+                // Every message is one of a fixed set: none can carry a header value.
+                assert!(vocabulary.contains(&display), "{display}");
                 for value in &values {
                     let Ok(value) = std::str::from_utf8(value) else {
                         continue; // a message is UTF-8, so it cannot contain this value

@@ -19,6 +19,7 @@ mod algorithm;
 mod claims;
 mod error;
 mod jwk;
+mod key;
 pub(crate) mod memo;
 mod token;
 pub(crate) mod validation;

@@ -23,9 +23,9 @@ impl std::fmt::Debug for Expression {
 /// Why an expression could not be evaluated to a boolean. Rules treat it as "no match" for
 /// Allow and as a match for Deny, so an error never grants access.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expression {source:?}: {message}")]
+#[error("expression {expression:?}: {message}")]
 pub struct EvalError {
-    pub source: String,
+    pub expression: String,
     pub message: String,
 }
 
@@ -80,7 +80,7 @@ impl Expression {
 
     fn error(&self, message: String) -> EvalError {
         EvalError {
-            source: self.source.clone(),
+            expression: self.source.clone(),
             message,
         }
     }

@@ -14,7 +14,7 @@ use super::apikey::KeyTable;
 use super::credential::{self, Credential, CredentialError};
 use super::identity::{Identity, Method};
 use super::jwks::JwksCache;
-use super::jwt::{self, Claims, JwtError, Validation};
+use super::jwt::{Claims, JwtError, Validation};
 use super::rules::{self, Denial, Rule};
 
 pub struct AccessPolicy {
@@ -261,8 +261,7 @@ impl AccessPolicy {
                     .ok_or(AuthError::NoJwtProvider)?
             }
         };
-        let keys = provider.keys.current();
-        match jwt::verify(token, &keys, &provider.validation, now) {
+        match provider.keys.verify(token, &provider.validation, now) {
             Ok(claims) => Ok(provider.identity(claims)),
             Err(JwtError::UnknownKey) => Err(AuthError::UnknownJwtKey(provider.clone())),
             Err(error) => Err(AuthError::Jwt {
@@ -279,7 +278,7 @@ impl AccessPolicy {
 }
 
 impl JwtProvider {
-    fn identity(&self, claims: Claims) -> Identity {
+    fn identity(&self, claims: Arc<Claims>) -> Identity {
         let mut id = Identity::new(Method::Jwt, self.name.clone());
         id.user = claims.string(&self.claims.user).map(Arc::from);
         id.tenant = self
@@ -291,7 +290,7 @@ impl JwtProvider {
         if let Some(g) = &self.claims.groups {
             id.groups = claims.strings(g).into_iter().map(Arc::from).collect();
         }
-        id.claims = Arc::new(claims.0);
+        id.claims = claims;
         id
     }
 }

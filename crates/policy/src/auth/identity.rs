@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::jwt::Claims;
+
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -48,7 +50,7 @@ pub struct Identity {
     /// Model globs the credential itself is limited to (an API key's `models`); empty: any.
     pub models: Arc<[String]>,
     /// A JWT's verified claims (for rules on claims and CEL); empty for other methods.
-    pub claims: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub claims: Arc<Claims>,
 }
 
 impl Identity {
@@ -86,7 +88,7 @@ impl Identity {
             "user": self.user.as_deref(),
             "groups": self.groups.iter().map(|g| &**g).collect::<Vec<_>>(),
             "labels": &*self.labels,
-            "claims": &*self.claims,
+            "claims": &self.claims.0,
         })
     }
 }

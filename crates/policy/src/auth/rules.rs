@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::identity::{Identity, Method};
+use super::jwt::Claims;
 use crate::expr::Expression;
 
 /// The variables a rule's `when` expression may read.
@@ -175,27 +176,14 @@ impl Rule {
     }
 }
 
-/// A claim by exact name, else by dotted path (`realm_access.roles`).
-pub fn claim<'a>(claims: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
-    if let Some(v) = claims.get(name) {
-        return Some(v);
-    }
-    let mut parts = name.split('.');
-    let mut cur = claims.get(parts.next()?)?;
-    for p in parts {
-        cur = cur.as_object()?.get(p)?;
-    }
-    Some(cur)
-}
-
-fn claim_has_any(claims: &serde_json::Map<String, Value>, name: &str, accepted: &[String]) -> bool {
+fn claim_has_any(claims: &Claims, name: &str, accepted: &[String]) -> bool {
     let hit = |v: &Value| match v {
         Value::String(s) => accepted.iter().any(|a| a == s),
         Value::Bool(b) => accepted.iter().any(|a| a == if *b { "true" } else { "false" }),
         Value::Number(n) => accepted.iter().any(|a| *a == n.to_string()),
         _ => false,
     };
-    match claim(claims, name) {
+    match claims.get(name) {
         Some(Value::Array(items)) => items.iter().any(hit),
         Some(v) => hit(v),
         None => false,
@@ -330,12 +318,12 @@ mod tests {
     fn claims_match_strings_arrays_and_paths() {
         let h = http::HeaderMap::new();
         let mut id = Identity::new(Method::Jwt, Arc::from("idp"));
-        id.claims = Arc::new(
+        id.claims = Arc::new(Claims(
             json!({"scope": "read", "realm_access": {"roles": ["ai-user", "x"]}})
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
-        );
+        ));
         let mut r = rule("roles", Action::Allow);
         r.claims = BTreeMap::from([("realm_access.roles".into(), vec!["ai-user".into()])]);
         let mut keys_only = rule("keys", Action::Allow);

@@ -85,15 +85,24 @@ fn key_sources_are_checked() {
     let e = one_error("  apiKeys:\n    keys: [{id: a, secretRef: {name: keys, key: short}}]\n");
     assert!(e.contains("shorter than 16 characters"), "{e}");
     let e = one_error("  apiKeys:\n    keys: [{id: a, digest: \"md5:abc\"}]\n");
-    assert!(e.contains("spec.apiKeys.keys[0].digest: must be sha256:"), "{e}");
+    assert!(
+        e.contains("spec.apiKeys.keys[0].digest: must be sha256:"),
+        "{e}"
+    );
     let e = one_error(
         "  apiKeys:\n    keys: [{id: a, secretRef: {name: keys, key: alice}, expiresAt: tomorrow}]\n",
     );
-    assert!(e.contains("spec.apiKeys.keys[0].expiresAt: \"tomorrow\" is not an RFC 3339"), "{e}");
+    assert!(
+        e.contains("spec.apiKeys.keys[0].expiresAt: \"tomorrow\" is not an RFC 3339"),
+        "{e}"
+    );
     let e = one_error(
         "  apiKeys:\n    keys:\n    - {id: a, secretRef: {name: keys, key: alice}}\n    - {id: a, secretRef: {name: keys, key: alice}}\n",
     );
-    assert!(e.contains("spec.apiKeys.keys[1].id: duplicate key id \"a\""), "{e}");
+    assert!(
+        e.contains("spec.apiKeys.keys[1].id: duplicate key id \"a\""),
+        "{e}"
+    );
     let e = one_error(
         "  apiKeys:\n    keys:\n    - {id: a, secretRef: {name: keys, key: alice}}\n    - {id: b, secretRef: {name: keys, key: alice}}\n",
     );
@@ -115,18 +124,28 @@ fn jwt_algorithms_none_and_hmac_are_refused() {
 
 #[test]
 fn jwks_sources_are_checked() {
-    let e = one_error("  jwt:\n    providers: [{name: i, jwks: {url: \"http://idp.example/jwks\"}}]\n");
-    assert!(e.contains("spec.jwt.providers[0].jwks.url:") && e.contains("https://"), "{e}");
+    let e =
+        one_error("  jwt:\n    providers: [{name: i, jwks: {url: \"http://idp.example/jwks\"}}]\n");
+    assert!(
+        e.contains("spec.jwt.providers[0].jwks.url:") && e.contains("https://"),
+        "{e}"
+    );
     let e = one_error("  jwt:\n    providers: [{name: i, jwks: {inline: \"{}\"}}]\n");
     assert!(e.contains("spec.jwt.providers[0].jwks.inline:"), "{e}");
     let e = one_error("  jwt:\n    providers: [{name: i, jwks: {file: /nonexistent/jwks.json}}]\n");
-    assert!(e.contains("spec.jwt.providers[0].jwks.file: cannot read /nonexistent/jwks.json"), "{e}");
+    assert!(
+        e.contains("spec.jwt.providers[0].jwks.file: cannot read /nonexistent/jwks.json"),
+        "{e}"
+    );
     let e = one_error("  jwt:\n    providers: [{name: i, jwks: {}}]\n");
     assert!(e.contains("exactly one of file, url and inline"), "{e}");
     let e = one_error(
         "  jwt:\n    providers:\n    - {name: a, jwks: {url: \"https://a/jwks\"}}\n    - {name: b, issuer: \"https://b\", jwks: {url: \"https://b/jwks\"}}\n",
     );
-    assert!(e.contains("spec.jwt.providers[0].issuer: is required when there are several"), "{e}");
+    assert!(
+        e.contains("spec.jwt.providers[0].issuer: is required when there are several"),
+        "{e}"
+    );
     let e = one_error(
         "  jwt:\n    providers: [{name: i, jwks: {url: \"https://idp/jwks\"}, clockSkew: 1h}]\n",
     );
@@ -137,19 +156,38 @@ fn jwks_sources_are_checked() {
 fn rules_are_checked_and_cel_compiled_at_load() {
     let keys = "  apiKeys: {managed: true}\n";
     let e = one_error(&format!("{keys}  rules: [{{name: r, action: Permit}}]\n"));
-    assert!(e.contains("spec.rules[0].action: unknown action \"Permit\""), "{e}");
-    let e = one_error(&format!("{keys}  rules: [{{name: r, action: Allow, operations: [chats]}}]\n"));
-    assert!(e.contains("spec.rules[0].operations[0]: unknown operation \"chats\""), "{e}");
-    let e = one_error(&format!("{keys}  rules: [{{name: r, action: Allow, methods: [Basic]}}]\n"));
-    assert!(e.contains("spec.rules[0].methods[0]: unknown method \"Basic\""), "{e}");
+    assert!(
+        e.contains("spec.rules[0].action: unknown action \"Permit\""),
+        "{e}"
+    );
+    let e = one_error(&format!(
+        "{keys}  rules: [{{name: r, action: Allow, operations: [chats]}}]\n"
+    ));
+    assert!(
+        e.contains("spec.rules[0].operations[0]: unknown operation \"chats\""),
+        "{e}"
+    );
+    let e = one_error(&format!(
+        "{keys}  rules: [{{name: r, action: Allow, methods: [Basic]}}]\n"
+    ));
+    assert!(
+        e.contains("spec.rules[0].methods[0]: unknown method \"Basic\""),
+        "{e}"
+    );
     let e = one_error(&format!(
         "{keys}  rules: [{{name: r, action: Allow, when: \"identty.tenant == 'a'\"}}]\n"
     ));
-    assert!(e.contains("spec.rules[0].when: unknown variable identty"), "{e}");
+    assert!(
+        e.contains("spec.rules[0].when: unknown variable identty"),
+        "{e}"
+    );
     let e = one_error(&format!(
         "{keys}  rules: [{{name: r, action: Allow, when: \"identity.tenant ==\"}}]\n"
     ));
-    assert!(e.contains("spec.rules[0].when: invalid CEL expression"), "{e}");
+    assert!(
+        e.contains("spec.rules[0].when: invalid CEL expression"),
+        "{e}"
+    );
     let e = one_error(&format!(
         "{keys}  rules:\n  - {{name: r, action: Allow}}\n  - {{name: r, action: Deny}}\n"
     ));
@@ -159,7 +197,10 @@ fn rules_are_checked_and_cel_compiled_at_load() {
 #[test]
 fn identity_headers_cannot_be_credentials() {
     let e = one_error("  apiKeys: {managed: true}\n  identityHeaders: {tenant: Authorization}\n");
-    assert!(e.contains("spec.identityHeaders.tenant: \"Authorization\" is reserved"), "{e}");
+    assert!(
+        e.contains("spec.identityHeaders.tenant: \"Authorization\" is reserved"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -170,7 +211,11 @@ fn targets_are_checked() {
         policy("  apiKeys: {managed: true}\n").replace("name: p,", "name: q,")
     ));
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(errors[0].contains("Gateway ns/gw already has an AccessPolicy"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("Gateway ns/gw already has an AccessPolicy"),
+        "{}",
+        errors[0]
+    );
     assert!(warnings.is_empty());
     let text = "apiVersion: sluice.dev/v1alpha1\nkind: AccessPolicy\nmetadata: {name: p, namespace: ns}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: missing}]\n  apiKeys: {managed: true}\n";
     let (errors, warnings) = diagnose(text);
@@ -178,7 +223,10 @@ fn targets_are_checked() {
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].contains("HTTPRoute ns/missing not found; the policy protects nothing"));
     let e = one_error_raw("apiVersion: sluice.dev/v1alpha1\nkind: AccessPolicy\nmetadata: {name: p, namespace: ns}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Backend, name: b}]\n  apiKeys: {managed: true}\n");
-    assert!(e.contains("spec.targetRefs[0].kind: an AccessPolicy targets"), "{e}");
+    assert!(
+        e.contains("spec.targetRefs[0].kind: an AccessPolicy targets"),
+        "{e}"
+    );
 }
 
 fn one_error_raw(text: &str) -> String {
@@ -208,7 +256,10 @@ fn frontend_errors(validation: &str) -> Vec<String> {
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: cert, namespace: ns}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: {:?}\n  tls.key: {:?}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: ns}}\ndata:\n  ca.crt: {:?}\n  wrong.crt: x\n",
         leaf.cert_pem(), leaf.key_pem(), certs.cert_pem()
     );
-    let text = format!("{}\n---\n{extra}", TLS_GATEWAY.replace("VALIDATION", validation));
+    let text = format!(
+        "{}\n---\n{extra}",
+        TLS_GATEWAY.replace("VALIDATION", validation)
+    );
     diagnose(&text).0
 }
 
@@ -222,9 +273,18 @@ fn client_certificate_validation_is_checked() {
         "{e:#?}"
     );
     let e = frontend_errors("{caCertificateRefs: [{kind: ConfigMap, name: ca}], mode: Sometimes}");
-    assert!(e.len() == 1 && e[0].contains("validation.mode: unknown mode \"Sometimes\""), "{e:#?}");
+    assert!(
+        e.len() == 1 && e[0].contains("validation.mode: unknown mode \"Sometimes\""),
+        "{e:#?}"
+    );
     let e = frontend_errors("{caCertificateRefs: [{kind: Service, name: ca}]}");
-    assert!(e.len() == 1 && e[0].contains("caCertificateRefs[0].kind: unsupported CA reference"), "{e:#?}");
+    assert!(
+        e.len() == 1 && e[0].contains("caCertificateRefs[0].kind: unsupported CA reference"),
+        "{e:#?}"
+    );
     let e = frontend_errors("{caCertificateRefs: []}");
-    assert!(e.len() == 1 && e[0].contains("at least one CA certificate reference"), "{e:#?}");
+    assert!(
+        e.len() == 1 && e[0].contains("at least one CA certificate reference"),
+        "{e:#?}"
+    );
 }

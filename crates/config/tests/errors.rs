@@ -351,7 +351,7 @@ fn listener_tls_that_cannot_be_honoured_is_refused() {
     assert_eq!(
         errors,
         [
-            "test.yaml: Gateway ns/mtls: spec.listeners[0].tls.frontendValidation: client certificate validation is not supported yet",
+            "test.yaml: Gateway ns/mtls: spec.listeners[0].tls.frontendValidation: client certificate validation is configured Gateway-wide: use spec.tls.frontend (Gateway API v1.4)",
             "test.yaml: Gateway ns/wrong-type: spec.listeners[0].tls.certificateRefs[0]: Secret ns/opaque has type \"Opaque\"; a certificate needs kubernetes.io/tls",
         ]
     );

@@ -70,10 +70,9 @@ impl Expression {
         }
         match self.program.execute(&ctx) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(self.error(format!(
-                "evaluated to {:?}, not a boolean",
-                other.type_of()
-            ))),
+            Ok(other) => {
+                Err(self.error(format!("evaluated to {:?}, not a boolean", other.type_of())))
+            }
             Err(e) => Err(self.error(e.to_string())),
         }
     }

@@ -55,8 +55,8 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
         }
         _ => return Err(bad()),
     };
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset;
+    let secs =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
     u64::try_from(secs).map_err(|_| format!("{s:?} is before 1970"))
 }
 
@@ -106,7 +106,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -118,7 +126,10 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Ok(951_868_800));
         assert_eq!(parse_rfc3339("2026-11-22T10:30:15.250Z"), Ok(1_795_343_415));
-        assert_eq!(parse_rfc3339("2026-11-22T12:30:15+02:00"), Ok(1_795_343_415));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T12:30:15+02:00"),
+            Ok(1_795_343_415)
+        );
         assert_eq!(format_rfc3339(1_795_343_415), "2026-11-22T10:30:15Z");
         assert_eq!(format_rfc3339(951_868_800), "2000-03-01T00:00:00Z");
     }

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Serve(args) => {
+            let args = *args;
             // One usable CPU (a pinned or CPU-limited process): a single-threaded runtime avoids
             // the work-stealing scheduler's cross-thread bookkeeping, which buys nothing there.
             let workers = args.workers.unwrap_or_else(|| {
@@ -93,7 +94,10 @@ fn validate(args: &ValidateArgs) -> ExitCode {
 
 /// Key management when an admin token is configured: the state store (Redis, else a file) and
 /// the watcher that keeps every policy's managed keys current.
-async fn key_admin(args: &ServeArgs, proxy: &Arc<Proxy>) -> Result<Option<admin::KeyAdmin>, String> {
+async fn key_admin(
+    args: &ServeArgs,
+    proxy: &Arc<Proxy>,
+) -> Result<Option<admin::KeyAdmin>, String> {
     let token = match (&args.admin_token_file, std::env::var("SLUICE_ADMIN_TOKEN")) {
         (Some(path), _) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?
@@ -132,7 +136,10 @@ fn default_state_dir() -> Option<std::path::PathBuf> {
 
 fn accepts_managed_keys(proxy: &Proxy) -> bool {
     let rt = proxy.runtime();
-    rt.snapshot.access_policies().iter().any(|p| p.api_keys.as_ref().is_some_and(|k| k.managed))
+    rt.snapshot
+        .access_policies()
+        .iter()
+        .any(|p| p.api_keys.as_ref().is_some_and(|k| k.managed))
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {

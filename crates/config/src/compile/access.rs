@@ -32,7 +32,13 @@ const DEFAULT_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES256, A
 const DEFAULT_SKEW: Duration = Duration::from_secs(60);
 const MAX_SKEW: Duration = Duration::from_secs(300);
 const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
-const OPERATIONS: &[&str] = &["chat", "text_completion", "embeddings", "models", "count_tokens"];
+const OPERATIONS: &[&str] = &[
+    "chat",
+    "text_completion",
+    "embeddings",
+    "models",
+    "count_tokens",
+];
 
 /// Every AccessPolicy of a configuration, by what it targets.
 #[derive(Default)]
@@ -201,7 +207,10 @@ fn api_keys(
             continue;
         }
         if ids.contains(&k.id.as_str()) {
-            diags.error(p.error(format!("{field}.id"), format!("duplicate key id {:?}", k.id)));
+            diags.error(p.error(
+                format!("{field}.id"),
+                format!("duplicate key id {:?}", k.id),
+            ));
             continue;
         }
         ids.push(&k.id);
@@ -262,7 +271,11 @@ fn api_keys(
                 continue;
             }
         };
-        let expires_at = match k.expires_at.as_deref().map(sluice_policy::time::parse_rfc3339) {
+        let expires_at = match k
+            .expires_at
+            .as_deref()
+            .map(sluice_policy::time::parse_rfc3339)
+        {
             None => None,
             Some(Ok(t)) => Some(t),
             Some(Err(e)) => {
@@ -439,7 +452,11 @@ fn check_jwks_url(url: &str) -> Result<(), String> {
     }
 }
 
-fn mtls(p: &Object<AccessPolicySpec>, spec: &MtlsSpec, diags: &mut Diagnostics) -> Option<MtlsIdentity> {
+fn mtls(
+    p: &Object<AccessPolicySpec>,
+    spec: &MtlsSpec,
+    diags: &mut Diagnostics,
+) -> Option<MtlsIdentity> {
     let user_from = match spec.user_from.as_deref() {
         None | Some("SubjectAltName") => CertName::SubjectAltName,
         Some("SubjectCommonName") => CertName::SubjectCommonName,
@@ -488,7 +505,10 @@ fn rule(
         if !OPERATIONS.contains(&op.as_str()) {
             diags.error(p.error(
                 format!("{field}.operations[{i}]"),
-                format!("unknown operation {op:?}: use one of {}", OPERATIONS.join(", ")),
+                format!(
+                    "unknown operation {op:?}: use one of {}",
+                    OPERATIONS.join(", ")
+                ),
             ));
         }
     }
@@ -541,7 +561,13 @@ fn identity_headers(
     let mut name = |at: &str, v: &Option<String>| {
         let v = v.as_deref()?;
         let lower = v.to_ascii_lowercase();
-        let reserved = ["authorization", "x-api-key", "host", "content-length", "x-gateway-model-name"];
+        let reserved = [
+            "authorization",
+            "x-api-key",
+            "host",
+            "content-length",
+            "x-gateway-model-name",
+        ];
         match http::HeaderName::from_bytes(lower.as_bytes()) {
             Ok(_) if reserved.contains(&lower.as_str()) => {
                 diags.error(p.error(

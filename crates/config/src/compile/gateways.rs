@@ -457,19 +457,17 @@ fn client_validation(
     diags: &mut Diagnostics,
 ) {
     let frontend = gw.spec.tls.as_ref().and_then(|t| t.frontend.as_ref());
-    let chosen = frontend.and_then(|f| {
-        match f.per_port.iter().position(|p| p.port == port) {
-            Some(i) => f.per_port[i]
-                .tls
-                .validation
-                .as_ref()
-                .map(|v| (format!("spec.tls.frontend.perPort[{i}].tls.validation"), v)),
-            None => f
-                .default
-                .as_ref()
-                .and_then(|d| d.validation.as_ref())
-                .map(|v| ("spec.tls.frontend.default.validation".to_string(), v)),
-        }
+    let chosen = frontend.and_then(|f| match f.per_port.iter().position(|p| p.port == port) {
+        Some(i) => f.per_port[i]
+            .tls
+            .validation
+            .as_ref()
+            .map(|v| (format!("spec.tls.frontend.perPort[{i}].tls.validation"), v)),
+        None => f
+            .default
+            .as_ref()
+            .and_then(|d| d.validation.as_ref())
+            .map(|v| ("spec.tls.frontend.default.validation".to_string(), v)),
     });
     let auth = match chosen {
         None => None,
@@ -537,9 +535,12 @@ fn client_auth(
             return Err((rfield, format!("reference to {kind} {ns}/{} is not permitted by any ReferenceGrant in namespace {ns}", r.name)));
         }
         let pem = if kind == "ConfigMap" {
-            let cm = idx
-                .config_map(ns, &r.name)
-                .ok_or_else(|| (rfield.clone(), format!("ConfigMap {ns}/{} not found", r.name)))?;
+            let cm = idx.config_map(ns, &r.name).ok_or_else(|| {
+                (
+                    rfield.clone(),
+                    format!("ConfigMap {ns}/{} not found", r.name),
+                )
+            })?;
             cm.spec.data.get("ca.crt").map(|s| s.as_bytes().to_vec())
         } else {
             let s = idx
@@ -549,8 +550,14 @@ fn client_auth(
                 .map_err(|e| (rfield.clone(), e))?
                 .remove("ca.crt")
         };
-        let pem = pem.ok_or_else(|| (rfield.clone(), format!("{kind} {ns}/{} has no key ca.crt", r.name)))?;
-        super::tls::parse_certs(&pem).map_err(|e| (rfield.clone(), format!("{kind} {ns}/{}: {e}", r.name)))?;
+        let pem = pem.ok_or_else(|| {
+            (
+                rfield.clone(),
+                format!("{kind} {ns}/{} has no key ca.crt", r.name),
+            )
+        })?;
+        super::tls::parse_certs(&pem)
+            .map_err(|e| (rfield.clone(), format!("{kind} {ns}/{}: {e}", r.name)))?;
         ca_pem.extend_from_slice(&pem);
         ca_pem.push(b'\n');
     }

@@ -122,8 +122,10 @@ pub(crate) fn server_config(
                     .add(cert)
                     .map_err(|e| format!("invalid CA certificate: {e}"))?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            );
             let verifier = if auth.allow_insecure {
                 verifier.allow_unauthenticated()
             } else {

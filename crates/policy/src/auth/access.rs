@@ -150,14 +150,19 @@ impl IdentityHeaders {
         set(&self.user, id.user.as_deref());
         set(&self.key_id, id.key_id.as_deref());
         let groups = id.groups.join(",");
-        set(&self.groups, (!groups.is_empty()).then_some(groups.as_str()));
+        set(
+            &self.groups,
+            (!groups.is_empty()).then_some(groups.as_str()),
+        );
     }
 }
 
 /// Why authentication failed. Messages never contain the credential.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing credentials: send an API key (Authorization: Bearer or x-api-key) or a token")]
+    #[error(
+        "missing credentials: send an API key (Authorization: Bearer or x-api-key) or a token"
+    )]
     Missing,
     #[error("{0}")]
     Credential(#[from] CredentialError),

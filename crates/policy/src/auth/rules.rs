@@ -11,8 +11,7 @@ use super::jwt::Claims;
 use crate::expr::Expression;
 
 /// The variables a rule's `when` expression may read.
-pub const EXPRESSION_VARIABLES: &[&str] =
-    &["identity", "request", "model", "operation", "route"];
+pub const EXPRESSION_VARIABLES: &[&str] = &["identity", "request", "model", "operation", "route"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -70,7 +69,9 @@ pub enum Denial {
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Denial::CredentialModel => f.write_str("this credential is not allowed to use the requested model"),
+            Denial::CredentialModel => {
+                f.write_str("this credential is not allowed to use the requested model")
+            }
             Denial::Rule(name) => write!(f, "denied by rule {name:?}"),
             Denial::NoAllowRule => f.write_str("no rule allows this request"),
         }
@@ -78,11 +79,7 @@ impl std::fmt::Display for Denial {
 }
 
 /// Decides one request. `rules` is `None` when the policy only authenticates.
-pub fn authorize(
-    rules: Option<&[Rule]>,
-    id: &Identity,
-    req: &Request<'_>,
-) -> Result<(), Denial> {
+pub fn authorize(rules: Option<&[Rule]>, id: &Identity, req: &Request<'_>) -> Result<(), Denial> {
     if !id.credential_allows_model(req.model) {
         return Err(Denial::CredentialModel);
     }
@@ -179,7 +176,9 @@ impl Rule {
 fn claim_has_any(claims: &Claims, name: &str, accepted: &[String]) -> bool {
     let hit = |v: &Value| match v {
         Value::String(s) => accepted.iter().any(|a| a == s),
-        Value::Bool(b) => accepted.iter().any(|a| a == if *b { "true" } else { "false" }),
+        Value::Bool(b) => accepted
+            .iter()
+            .any(|a| a == if *b { "true" } else { "false" }),
         Value::Number(n) => accepted.iter().any(|a| *a == n.to_string()),
         _ => false,
     };
@@ -266,7 +265,10 @@ mod tests {
     #[test]
     fn no_rules_allows_any_authenticated_identity() {
         let h = http::HeaderMap::new();
-        assert_eq!(authorize(None, &key("a"), &request(&h, "m", "chat")), Ok(()));
+        assert_eq!(
+            authorize(None, &key("a"), &request(&h, "m", "chat")),
+            Ok(())
+        );
     }
 
     #[test]
@@ -276,7 +278,10 @@ mod tests {
         r.tenants = vec!["a".into()];
         r.models = vec!["gpt-4o*".into()];
         let rules = [r];
-        assert_eq!(authorize(Some(&rules), &key("a"), &request(&h, "gpt-4o-mini", "chat")), Ok(()));
+        assert_eq!(
+            authorize(Some(&rules), &key("a"), &request(&h, "gpt-4o-mini", "chat")),
+            Ok(())
+        );
         assert_eq!(
             authorize(Some(&rules), &key("a"), &request(&h, "claude-3", "chat")),
             Err(Denial::NoAllowRule)
@@ -295,7 +300,10 @@ mod tests {
         deny.operations = vec!["embeddings".into()];
         deny.key_labels = BTreeMap::from([("env".into(), "prod".into())]);
         let rules = [allow, deny];
-        assert_eq!(authorize(Some(&rules), &key("a"), &request(&h, "m", "chat")), Ok(()));
+        assert_eq!(
+            authorize(Some(&rules), &key("a"), &request(&h, "m", "chat")),
+            Ok(())
+        );
         assert_eq!(
             authorize(Some(&rules), &key("a"), &request(&h, "m", "embeddings")),
             Err(Denial::Rule(Arc::from("no-embeddings")))
@@ -328,7 +336,10 @@ mod tests {
         r.claims = BTreeMap::from([("realm_access.roles".into(), vec!["ai-user".into()])]);
         let mut keys_only = rule("keys", Action::Allow);
         keys_only.keys = vec!["k1".into()];
-        assert_eq!(authorize(Some(&[r]), &id, &request(&h, "m", "chat")), Ok(()));
+        assert_eq!(
+            authorize(Some(&[r]), &id, &request(&h, "m", "chat")),
+            Ok(())
+        );
         // A key-id condition never matches a JWT identity.
         assert_eq!(
             authorize(Some(&[keys_only]), &id, &request(&h, "m", "chat")),
@@ -340,7 +351,10 @@ mod tests {
     fn expressions_see_identity_and_request_but_not_credentials() {
         let mut h = http::HeaderMap::new();
         h.insert("x-team", http::HeaderValue::from_static("blue"));
-        h.insert("authorization", http::HeaderValue::from_static("Bearer secret"));
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer secret"),
+        );
         let mut r = rule("cel", Action::Allow);
         r.when = Some(
             Expression::compile(
@@ -349,16 +363,23 @@ mod tests {
             )
             .expect("compiles"),
         );
-        assert_eq!(authorize(Some(&[r]), &key("a"), &request(&h, "m", "chat")), Ok(()));
+        assert_eq!(
+            authorize(Some(&[r]), &key("a"), &request(&h, "m", "chat")),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_failing_expression_never_allows_and_always_denies() {
         let h = http::HeaderMap::new();
-        let expr = || Expression::compile("identity.claims.missing == 1", EXPRESSION_VARIABLES).ok();
+        let expr =
+            || Expression::compile("identity.claims.missing == 1", EXPRESSION_VARIABLES).ok();
         let mut allow = rule("allow", Action::Allow);
         allow.when = expr();
-        assert_eq!(authorize(Some(&[allow]), &key("a"), &request(&h, "m", "chat")), Err(Denial::NoAllowRule));
+        assert_eq!(
+            authorize(Some(&[allow]), &key("a"), &request(&h, "m", "chat")),
+            Err(Denial::NoAllowRule)
+        );
         let mut deny = rule("deny", Action::Deny);
         deny.when = expr();
         let rules = [rule("all", Action::Allow), deny];

@@ -67,7 +67,6 @@ impl JwksFetcher {
             }
         }
     }
-
 }
 
 /// Starts the refresh loop of every URL provider of a new configuration. A provider also in the

@@ -128,7 +128,8 @@ impl AuthState {
             other => other,
         };
         result.map_err(|e| {
-            let mut error = AiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", e.to_string());
+            let mut error =
+                AiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", e.to_string());
             if matches!(e, AuthError::Missing) {
                 error.code = "missing_api_key";
             }

@@ -11,9 +11,7 @@ pub fn from_der(der: &[u8]) -> Option<PeerCert> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let subject = cert.subject();
     let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
-        it.next()
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_string)
+        it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
     };
     let mut out = PeerCert {
         common_name: first(&mut subject.iter_common_name()),

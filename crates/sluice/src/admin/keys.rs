@@ -82,9 +82,14 @@ impl KeyAdmin {
 
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         if !self.authorized(req.headers()) {
-            let mut r = error(StatusCode::UNAUTHORIZED, "a valid admin token is required (Authorization: Bearer …)");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "a valid admin token is required (Authorization: Bearer …)",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
             return r;
         }
         let method = req.method().clone();
@@ -108,7 +113,10 @@ impl KeyAdmin {
     }
 
     fn authorized(&self, headers: &http::HeaderMap) -> bool {
-        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
             return false;
         };
         let Some((scheme, token)) = value.split_once(' ') else {
@@ -153,7 +161,12 @@ impl KeyAdmin {
         let expires_at = match new.expires_at.as_deref().map(parse_rfc3339) {
             None => None,
             Some(Ok(t)) => Some(t),
-            Some(Err(e)) => return Ok((StatusCode::BAD_REQUEST, json!({"error": format!("expiresAt: {e}")}))),
+            Some(Err(e)) => {
+                return Ok((
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("expiresAt: {e}")}),
+                ))
+            }
         };
         let record = KeyRecord {
             id,
@@ -256,9 +269,18 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "the body could not be read or is over 16 KiB"))?
+        .map_err(|_| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body could not be read or is over 16 KiB",
+            )
+        })?
         .to_bytes();
-    let bytes = if bytes.is_empty() { Bytes::from_static(b"{}") } else { bytes };
+    let bytes = if bytes.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        bytes
+    };
     serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
 }

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anthropic
-import httpx
+import httpx2 as httpx  # the HTTP client the openai SDK is built on
 import jwt as pyjwt
 import openai
 import pytest

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-import httpx
+import httpx2 as httpx  # the HTTP client the openai SDK is built on
 import openai
 import pytest
 

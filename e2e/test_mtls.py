@@ -11,7 +11,7 @@ import datetime
 import ssl
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the HTTP client the openai SDK is built on
 import openai
 import pytest
 from cryptography import x509

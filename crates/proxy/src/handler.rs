@@ -321,6 +321,11 @@ impl Proxy {
                     rule,
                     intake,
                     client_headers: req.headers(),
+                    identity_headers: x
+                        .identity
+                        .as_ref()
+                        .and(rule.access.as_ref().or(hit.listener.access.as_ref()))
+                        .map(|p| &p.identity_headers),
                     request_id: &x.request_id,
                     started: x.started,
                     tally,

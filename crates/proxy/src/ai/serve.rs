@@ -45,6 +45,8 @@ pub struct ServeAi<'a> {
     pub rule: &'a RuleIr,
     pub intake: Intake,
     pub client_headers: &'a HeaderMap,
+    /// Identity headers an access policy set, forwarded to the provider (before any signing).
+    pub identity_headers: Option<&'a sluice_policy::auth::access::IdentityHeaders>,
     pub request_id: &'a HeaderValue,
     pub started: Instant,
     pub tally: SharedTally,
@@ -321,6 +323,11 @@ impl Proxy {
             }
             None => picked.fallback_authority.clone(),
         };
+        for name in s.identity_headers.into_iter().flat_map(|h| h.names()) {
+            if let Some(v) = s.client_headers.get(name) {
+                call.headers.insert(name.clone(), v.clone());
+            }
+        }
         if b.passthrough_client_auth {
             for name in [AUTHORIZATION, X_API_KEY] {
                 if let Some(v) = s.client_headers.get(&name) {

@@ -19,7 +19,7 @@ const MIN_REFETCH: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 512 * 1024;
 
-/// When each URL was last fetched, behind an async lock that makes concurrent refetches wait
+/// When each URL was last refetched for an unknown `kid`, behind an async lock that makes concurrent refetches wait
 /// for one fetch.
 type Slot = Arc<tokio::sync::Mutex<Option<Instant>>>;
 
@@ -107,9 +107,10 @@ pub(crate) fn start(
                     return; // the configuration was replaced
                 };
                 let fetcher = &proxy.auth.jwks;
+                // Serialised with refetches, but not counted against their rate limit: that
+                // limit is for fetches an unknown `kid` (which anyone can send) triggers.
                 let slot = fetcher.slot(&url);
-                let mut last = slot.lock().await;
-                *last = Some(Instant::now());
+                let _serialised = slot.lock().await;
                 fetcher.fetch_into(&p, &url, &proxy.transports).await;
             }
         });

@@ -229,3 +229,158 @@ mod jwt {
         bencher.bench(|| verify(black_box(&token), &f.keys, &f.validation, now).is_err());
     }
 }
+
+/// What the gateway pays per request with an `AccessPolicy`: authentication and authorization
+/// (credential model list, then a Deny and an Allow rule over tenant, model and operation).
+mod policy {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use sluice_policy::auth::access::{
+        key_identity, AccessPolicy, ApiKeys, ClaimMapping, IdentityHeaders, JwksSource,
+        JwtProvider, KeyIdentity, Presented,
+    };
+    use sluice_policy::auth::rules::{Action, Request, Rule};
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn rule(name: &str, action: Action) -> Rule {
+        Rule {
+            name: Arc::from(name),
+            action,
+            methods: vec![],
+            tenants: vec![],
+            users: vec![],
+            groups: vec![],
+            keys: vec![],
+            key_labels: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            models: vec![],
+            operations: vec![],
+            routes: vec![],
+            when: None,
+        }
+    }
+
+    struct Fixture {
+        policy: AccessPolicy,
+        managed: KeyTable<Arc<KeyIdentity>>,
+        key: String,
+        token: String,
+    }
+
+    static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+        let mut table = KeyTable::new();
+        let mut key = String::new();
+        for i in 0..10_000 {
+            let (k, digest) = generate();
+            let tenant = format!("tenant-{}", i % 50);
+            let id = key_identity(
+                &format!("key-{i}"),
+                Some(&tenant),
+                None,
+                BTreeMap::new(),
+                vec![],
+                None,
+                "config",
+            );
+            table.insert(digest, id).expect("distinct");
+            if i == 4321 {
+                key = k;
+            }
+        }
+        let signer = TestKey::rsa("rsa-1");
+        let keys = JwkSet::parse(&mint::jwks(&[signer.jwk_for("RS256")])).expect("JWKS");
+        let token = signer.token(
+            "RS256",
+            &json!({"iss": "https://idp", "aud": "sluice", "sub": "u", "org": "tenant-21", "exp": NOW + 300}),
+        );
+        let mut deny = rule("no-embeddings", Action::Deny);
+        deny.tenants = vec!["tenant-7".into()];
+        deny.operations = vec!["embeddings".into()];
+        let mut allow = rule("tenants", Action::Allow);
+        allow.tenants = (0..50).map(|i| format!("tenant-{i}")).collect();
+        allow.models = vec!["gpt-4o*".into(), "claude-*".into()];
+        Fixture {
+            policy: AccessPolicy {
+                name: Arc::from("bench/policy"),
+                api_keys: Some(ApiKeys {
+                    table,
+                    managed: false,
+                }),
+                jwt: vec![Arc::new(JwtProvider {
+                    name: Arc::from("idp"),
+                    issuer: Some("https://idp".into()),
+                    validation: Validation {
+                        issuer: Some("https://idp".into()),
+                        audiences: vec!["sluice".into()],
+                        ..Validation::new(vec![Algorithm::RS256])
+                    },
+                    source: JwksSource::Inline,
+                    keys: JwksCache::new(keys),
+                    claims: ClaimMapping {
+                        tenant: Some("org".into()),
+                        user: "sub".into(),
+                        groups: None,
+                    },
+                })],
+                mtls: None,
+                rules: Some(vec![deny, allow]),
+                identity_headers: IdentityHeaders::default(),
+            },
+            managed: KeyTable::new(),
+            key,
+            token,
+        }
+    });
+
+    fn admit(f: &Fixture, headers: &HeaderMap) -> bool {
+        let now = UNIX_EPOCH + Duration::from_secs(NOW);
+        let presented = Presented {
+            headers,
+            peer: None,
+            now,
+        };
+        let Ok(id) = f.policy.authenticate(&presented, &f.managed) else {
+            return false;
+        };
+        let req = Request {
+            method: "POST",
+            host: "gateway.example",
+            path: "/v1/chat/completions",
+            headers,
+            model: Some("gpt-4o-mini"),
+            operation: Some("chat"),
+            route: "default/llm",
+        };
+        f.policy.authorize(&id, &req).is_ok()
+    }
+
+    /// API key (10 000 keys) → identity → two rules.
+    #[divan::bench]
+    fn admit_api_key(bencher: Bencher) {
+        let f = &*FIXTURE;
+        let mut headers = request_headers();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", f.key)).expect("ASCII"),
+        );
+        assert!(admit(f, &headers));
+        bencher.bench(|| admit(f, black_box(&headers)));
+    }
+
+    /// RS256 JWT seen before (the memo holds its verified signature) → claims → two rules.
+    #[divan::bench]
+    fn admit_jwt_remembered(bencher: Bencher) {
+        let f = &*FIXTURE;
+        let mut headers = request_headers();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", f.token)).expect("ASCII"),
+        );
+        assert!(admit(f, &headers));
+        bencher.bench(|| admit(f, black_box(&headers)));
+    }
+}

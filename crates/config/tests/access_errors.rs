@@ -288,3 +288,56 @@ fn client_certificate_validation_is_checked() {
         "{e:#?}"
     );
 }
+
+#[test]
+fn a_routes_policy_replaces_the_gateways_for_that_route_only() {
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: open, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /open}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: special, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /special}}]}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: route-policy, namespace: ns}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: special}]
+  apiKeys: {managed: true}
+"#;
+    let text = format!(
+        "{BASE}\n---\n{}\n---\n{routes}",
+        policy("  apiKeys: {managed: true}\n")
+    );
+    let (set, diags) = sluice_config::load::load_str("access.yaml", &text);
+    let snapshot = sluice_config::compile(&set, diags, &sluice_config::CompileOptions::default())
+        .expect("compiles");
+    let listener = &snapshot.sockets[0].listeners[0];
+    assert_eq!(listener.access.as_ref().map(|p| &*p.name), Some("ns/p"));
+    let rule_policy = |route: &str| {
+        listener
+            .virtual_hosts
+            .iter()
+            .flat_map(|v| &v.entries)
+            .find(|e| &*e.rule.route == route)
+            .map(|e| e.rule.access.as_ref().map(|p| p.name.to_string()))
+    };
+    assert_eq!(
+        rule_policy("ns/open"),
+        Some(None),
+        "the Gateway's policy applies"
+    );
+    assert_eq!(
+        rule_policy("ns/special"),
+        Some(Some("ns/route-policy".to_string()))
+    );
+    assert_eq!(snapshot.access_policies().len(), 2);
+}

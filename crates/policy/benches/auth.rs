@@ -247,21 +247,7 @@ mod policy {
     const NOW: u64 = 1_700_000_000;
 
     fn rule(name: &str, action: Action) -> Rule {
-        Rule {
-            name: Arc::from(name),
-            action,
-            methods: vec![],
-            tenants: vec![],
-            users: vec![],
-            groups: vec![],
-            keys: vec![],
-            key_labels: BTreeMap::new(),
-            claims: BTreeMap::new(),
-            models: vec![],
-            operations: vec![],
-            routes: vec![],
-            when: None,
-        }
+        Rule::new(name, action)
     }
 
     struct Fixture {

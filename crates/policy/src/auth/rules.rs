@@ -107,6 +107,25 @@ pub fn authorize(rules: Option<&[Rule]>, id: &Identity, req: &Request<'_>) -> Re
 }
 
 impl Rule {
+    /// A rule with no condition (it matches every request); set the conditions it needs.
+    pub fn new(name: &str, action: Action) -> Rule {
+        Rule {
+            name: Arc::from(name),
+            action,
+            methods: Vec::new(),
+            tenants: Vec::new(),
+            users: Vec::new(),
+            groups: Vec::new(),
+            keys: Vec::new(),
+            key_labels: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            models: Vec::new(),
+            operations: Vec::new(),
+            routes: Vec::new(),
+            when: None,
+        }
+    }
+
     fn matches(
         &self,
         id: &Identity,
@@ -225,21 +244,7 @@ mod tests {
     use super::*;
 
     fn rule(name: &str, action: Action) -> Rule {
-        Rule {
-            name: Arc::from(name),
-            action,
-            methods: vec![],
-            tenants: vec![],
-            users: vec![],
-            groups: vec![],
-            keys: vec![],
-            key_labels: BTreeMap::new(),
-            claims: BTreeMap::new(),
-            models: vec![],
-            operations: vec![],
-            routes: vec![],
-            when: None,
-        }
+        Rule::new(name, action)
     }
 
     fn key(tenant: &str) -> Identity {

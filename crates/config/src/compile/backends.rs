@@ -28,6 +28,7 @@ pub(crate) struct Clusters {
     /// AI backends and policies, compiled before routes so route rules can refer to them.
     pub ai: super::ai::AiCatalog,
     pub access: super::access::AccessCatalog,
+    pub rate_limits: super::ratelimit::RateLimitCatalog,
 }
 
 impl Clusters {

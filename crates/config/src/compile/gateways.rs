@@ -570,8 +570,7 @@ fn client_auth(
 /// Sorts everything by precedence and freezes the sockets into the IR.
 pub(crate) fn finish(
     sockets: Vec<SocketBuild>,
-    ai: &super::ai::AiCatalog,
-    access: &super::access::AccessCatalog,
+    catalogs: &super::backends::Clusters,
     diags: &mut Diagnostics,
 ) -> Vec<Arc<SocketIr>> {
     let mut out = Vec::new();
@@ -615,8 +614,11 @@ pub(crate) fn finish(
                     })
                 });
                 Arc::new(ListenerIr {
-                    ai: ai.listener(&l.gateway_ns, &l.gateway_name, has_ai_routes),
-                    access: access.gateway(&l.gateway_ns, &l.gateway_name),
+                    ai: catalogs
+                        .ai
+                        .listener(&l.gateway_ns, &l.gateway_name, has_ai_routes),
+                    access: catalogs.access.gateway(&l.gateway_ns, &l.gateway_name),
+                    rate_limits: catalogs.rate_limits.gateway(&l.gateway_ns, &l.gateway_name),
                     gateway: l.gateway,
                     name: l.name,
                     hostname: l.hostname,

@@ -153,7 +153,9 @@ impl<'a> Index<'a> {
         }
         // The referring object's API group: Sluice's own kinds live in sluice.dev.
         let from_group = match from_kind {
-            "AIBackend" | "AIPolicy" | "AccessPolicy" => crate::objects::ai::SLUICE_GROUP,
+            "AIBackend" | "AIPolicy" | "AccessPolicy" | "TokenRateLimitPolicy" => {
+                crate::objects::ai::SLUICE_GROUP
+            }
             _ => GATEWAY_GROUP,
         };
         self.set

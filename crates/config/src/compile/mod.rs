@@ -10,6 +10,7 @@ mod backends;
 mod filters;
 mod gateways;
 mod index;
+mod ratelimit;
 mod redact;
 mod routes;
 mod tls;
@@ -53,9 +54,10 @@ pub fn compile(
     clusters.check_backends(&idx, &mut diags);
     clusters.ai = ai::build(&idx, &mut clusters, &mut diags);
     clusters.access = access::build(&idx, &mut diags);
+    clusters.rate_limits = ratelimit::build(&idx, &mut diags);
     let mut sockets = gateways::build_sockets(&idx, options, &mut diags);
     routes::attach_routes(&idx, &mut sockets, &mut clusters, &mut diags);
-    let sockets = gateways::finish(sockets, &clusters.ai, &clusters.access, &mut diags);
+    let sockets = gateways::finish(sockets, &clusters, &mut diags);
     let ai_backends = clusters.ai.list.clone();
     if diags.has_errors() {
         return Err(Rejected { diagnostics: diags });

@@ -332,6 +332,7 @@ fn compile_rule(
             retry,
             ai: clusters.ai.route(route.namespace(), route.name()),
             access: clusters.access.route(route.namespace(), route.name()),
+            rate_limits: clusters.rate_limits.route(route.namespace(), route.name()),
         }),
         matches,
     })

@@ -5,6 +5,7 @@
 mod ai;
 mod describe;
 mod host;
+mod ratelimit;
 mod route;
 mod upstream;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub use ai::*;
 pub use host::HostPattern;
+pub use ratelimit::*;
 pub use route::*;
 pub use upstream::*;
 
@@ -96,6 +98,8 @@ pub struct ListenerIr {
     pub ai: Option<Arc<AiListener>>,
     /// The Gateway's `AccessPolicy`; a route's own policy replaces it.
     pub access: Option<Arc<sluice_policy::auth::AccessPolicy>>,
+    /// The Gateway's `TokenRateLimitPolicy`; a route's own replaces it.
+    pub rate_limits: Option<Arc<RateLimits>>,
     /// Most specific host first (exact, then longer wildcards, then any).
     pub virtual_hosts: Vec<VirtualHost>,
 }

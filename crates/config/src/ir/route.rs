@@ -78,6 +78,8 @@ pub struct RuleIr {
     pub ai: Option<Arc<AiRouteOverrides>>,
     /// The route's `AccessPolicy`, replacing its Gateway's.
     pub access: Option<Arc<sluice_policy::auth::AccessPolicy>>,
+    /// The route's `TokenRateLimitPolicy`, replacing its Gateway's.
+    pub rate_limits: Option<Arc<super::RateLimits>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

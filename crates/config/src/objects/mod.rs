@@ -8,6 +8,7 @@ pub mod core;
 pub mod gateway;
 pub mod httproute;
 pub mod meta;
+pub mod ratelimit;
 pub mod reference_grant;
 
 use std::sync::Arc;
@@ -87,6 +88,7 @@ pub struct ObjectSet {
     pub ai_backends: Vec<Object<ai::AiBackendSpec>>,
     pub ai_policies: Vec<Object<ai::AiPolicySpec>>,
     pub access_policies: Vec<Object<access::AccessPolicySpec>>,
+    pub rate_limit_policies: Vec<Object<ratelimit::TokenRateLimitPolicySpec>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -184,6 +186,9 @@ impl ObjectSet {
             }
             (ai::SLUICE_GROUP, "AccessPolicy") if version == "v1alpha1" => {
                 ctx.spec("AccessPolicy", &mut self.access_policies, diags)
+            }
+            (ai::SLUICE_GROUP, "TokenRateLimitPolicy") if version == "v1alpha1" => {
+                ctx.spec("TokenRateLimitPolicy", &mut self.rate_limit_policies, diags)
             }
             ("", "Service") => ctx.spec("Service", &mut self.services, diags),
             ("discovery.k8s.io", "EndpointSlice") => {

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod keys;
+pub mod limits;
 pub mod redis;
 
 pub use error::StoreError;

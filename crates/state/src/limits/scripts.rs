@@ -150,7 +150,7 @@ end
 return reply(1, used)
 ";
 
-/// Shared by the budget scripts: KEYS[1] is one window's counter.
+/// Shared by the budget scripts: `KEYS[1]` is one window's counter.
 const BUDGET_COMMON: &str = r"
 local function spent()
   local raw = redis.call('GET', KEYS[1])

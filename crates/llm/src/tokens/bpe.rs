@@ -10,8 +10,8 @@
 //!
 //! Segments are cut where the encodings' pre-tokenisers would cut anyway, so counts stay exact:
 //! before a space that follows a non-space (no pre-token of `o200k_base` or `cl100k_base`
-//! contains a non-space followed by a space), or after a newline that precedes a non-space (no
-//! pre-token but whitespace-only ones contains a newline followed by a non-space). Text with no
+//! contains a non-space followed by a space), or after a newline that precedes a non-space other
+//! than `/` (no pre-token contains a newline followed by anything else). Text with no
 //! such place within a segment (a long unbroken CJK line, a base64 blob) is cut at a character
 //! boundary, which can add a token at the cut; long whitespace runs split into pieces can also
 //! count a token or two more than whole. Both errors are upwards.
@@ -131,10 +131,12 @@ fn cut_point(bytes: &[u8]) -> usize {
     }
 }
 
-/// Whether no pre-token of either encoding spans position `p` (0 < p < len).
+/// Whether no pre-token of either encoding spans position `p` (0 < p < len). Not after a
+/// newline followed by `/`: o200k's punctuation pre-token (` ?[^\s\p{L}\p{N}]+[\r\n/]*`) can run
+/// on through newlines into slashes (`,\n//`).
 fn natural_cut(bytes: &[u8], p: usize) -> bool {
     let (before, at) = (bytes[p - 1], bytes[p]);
-    (at == b' ' && !is_space(before)) || (before == b'\n' && !is_space(at))
+    (at == b' ' && !is_space(before)) || (before == b'\n' && !is_space(at) && at != b'/')
 }
 
 /// The largest char boundary at or below `i` (`i` > 3, so the result is > 0).

@@ -33,8 +33,8 @@ fn positive_integer(v: &Value) -> Option<u64> {
     }
     let f = v.as_f64()?;
     // Integral, positive and exactly representable (below 2^53).
-    let ok = f.fract() == 0.0 && f >= 1.0 && f <= 9_007_199_254_740_992.0;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ok = f.fract() == 0.0 && (1.0..=9_007_199_254_740_992.0).contains(&f);
+    // In range and integral, so the cast is exact.
     ok.then_some(f as u64)
 }
 

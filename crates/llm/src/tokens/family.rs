@@ -5,7 +5,7 @@ use super::Encoding;
 /// The encoding of `model` (see the table in the module documentation).
 pub fn encoding_for_model(model: &str) -> Encoding {
     let name = base_name(model);
-    let is = |prefix: &str| starts_with_ignore_case(&name, prefix);
+    let is = |prefix: &str| starts_with_ignore_case(name, prefix);
     // A family name alone or followed by `-`/`.`/`:` (`o1` and `o1-mini`, not `o10`).
     let family = |stem: &str| {
         is(stem)

@@ -469,14 +469,14 @@ fn anthropic_tools_add_the_tool_use_system_prompt() {
     with_tool["tools"] = json!([tool.clone()]);
     assert_eq!(
         messages(with_tool) - messages(base.clone()),
-        346 + 10 + approx(&tool.to_string())
+        530 + 10 + approx(&tool.to_string())
     );
     let server = json!({"type": "bash_20250124", "name": "bash"});
     let mut with_server = base.clone();
     with_server["tools"] = json!([server.clone()]);
     assert_eq!(
         messages(with_server) - messages(base),
-        346 + 10 + approx(&server.to_string()) + 1_300
+        530 + 10 + approx(&server.to_string()) + 1_300
     );
 }
 

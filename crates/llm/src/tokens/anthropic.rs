@@ -13,16 +13,16 @@ use super::media;
 const REQUEST_FRAME: u64 = 7;
 const TOKENS_PER_MESSAGE: u64 = 4;
 
-/// Anthropic's pricing documentation lists the system prompt that enabling tools adds: 346
-/// tokens for Claude 4 and Claude 3.7 with `tool_choice` `auto` or `none` (313 with `any` or a
-/// named tool; fewer on older models). Count the largest.
-const TOOL_USE_SYSTEM_PROMPT: u64 = 346;
+/// Anthropic's "tool use pricing and tokens" documentation lists the system prompt that enabling
+/// tools adds, by model and `tool_choice`: from 159 to 530 tokens (Claude 3 Opus, `auto`).
+/// Count the largest.
+const TOOL_USE_SYSTEM_PROMPT: u64 = 530;
 const TOKENS_PER_TOOL: u64 = 10;
 
 /// Anthropic-defined tools (`{type: "bash_20250124"}`, `text_editor_…`, `computer_…`,
-/// `web_search_…`) bring their own definitions, which are not in the request: the documentation
-/// lists 245 tokens for bash, 700 for the text editor and 735 plus a 466–499-token system
-/// prompt for computer use. Count the largest of these for each.
+/// `web_search_…`) bring their own definitions, which are not in the request: the tool
+/// documentation lists 245 tokens for bash, 700 for the text editor, and 735 plus a
+/// 466–499-token system prompt for computer use. Count the largest of these for each.
 const SERVER_TOOL_TOKENS: u64 = 1_300;
 
 /// A tool call (`tool_use`): its name and input plus framing (not published, so generous).

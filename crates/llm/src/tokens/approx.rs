@@ -26,8 +26,9 @@
 //!   Arabic, Hindi and Thai cost Llama 2 and Mistral 2–2.9 × o200k. The weights are round numbers
 //!   at or above the smallest that cover every sample with a 5% margin (fitted by linear
 //!   programming); none exceeds the hard bound of one token per UTF-8 byte. The ½ per ASCII byte
-//!   also keeps ASCII text with a few accented letters (German) above Claude Opus 4.7, which
-//!   needs up to 2.26 × o200k there.
+//!   also keeps the two kinds of text where Claude Opus 4.7 needs more than 2 × o200k above it:
+//!   ASCII with a few accented letters (German, up to 2.26 ×) and whitespace-heavy C headers
+//!   (up to 2.21 ×).
 //!
 //! Evidence: 165 samples of 0.2–2.5 KB (repository docs and crate READMEs; Rust, Python,
 //! JavaScript, C and JSON from installed packages; CJK test texts from CPython; translations in

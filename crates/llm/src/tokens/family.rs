@@ -90,9 +90,9 @@ pub(super) fn image_cost(model: &str) -> ImageCost {
     let name = base_name(model);
     let is = |prefix: &str| starts_with_ignore_case(name, prefix);
     match encoding_for_model(model) {
-        // Claude (≈ width × height / 750, at most ~1,600 tokens up to Claude 4.6 and ~4,000 for
-        // a 12-MP photo on the newest models), Gemini (258 per 768-px tile, ~1,100 at high media
-        // resolution): one generous figure for all of them.
+        // Claude documents ≈ width × height / 750 tokens, scaled down past ~1,600 (newer models
+        // are reported to take ~4,000 for a 12-MP photo); Gemini ~1,100 at high media
+        // resolution. One generous figure for all of them.
         Encoding::Approximate => ImageCost {
             low: 4_800,
             high: 4_800,

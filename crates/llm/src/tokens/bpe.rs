@@ -1,10 +1,11 @@
 //! The exact OpenAI encodings, via `tiktoken-rs`, behind a segmenter that keeps its regex engine
 //! within safe limits.
 //!
-//! Why segment: `tiktoken-rs` pre-tokenises with `fancy-regex` and unwraps its result. A run of
-//! about a million spaces followed by a letter overflows the regex engine's stack, and the unwrap
-//! then panics, which in a release build (`panic = "abort"`) would take the whole gateway down on
-//! one request. Long pieces are also slow: a whitespace run longer than ~100 bytes costs ~5 times
+//! Why segment: `tiktoken-rs` pre-tokenises with `fancy-regex` and unwraps its result. A long
+//! enough run of one kind of character (a million spaces and a letter, a million `^`; reported
+//! upstream as openai/tiktoken#15 and zurawiki/tiktoken-rs#117) makes the regex engine give up,
+//! and the unwrap then panics, which in a release build (`panic = "abort"`) would take the whole
+//! gateway down on one request. Long pieces are also slow: a whitespace run longer than ~100 bytes costs ~5 times
 //! as much per byte as prose. So text is fed to the encoder in segments of at most
 //! [`MAX_SEGMENT`] bytes, and whitespace runs in pieces of at most [`MAX_SPACE_RUN`] bytes.
 //!
@@ -208,12 +209,18 @@ mod tests {
     }
 
     #[test]
-    fn pathological_whitespace_does_not_panic() {
-        // A million spaces and a letter overflow fancy-regex's stack when encoded whole.
-        let text = " ".repeat(1_000_000) + "a";
-        let n = count(Table::O200k, &text);
-        assert!(n > 0);
-        let text = " \t\n".repeat(300_000) + "a";
-        assert!(count(Table::Cl100k, &text) > 0);
+    fn pathological_inputs_do_not_panic() {
+        // Each of these makes fancy-regex give up (`StackOverflow`) when encoded whole, which
+        // tiktoken-rs turns into a panic: a million spaces and a letter (found here), a million
+        // `^` (openai/tiktoken#15) and a million `A` (zurawiki/tiktoken-rs#117).
+        let cases = [
+            (Table::O200k, " ".repeat(1_000_000) + "a"),
+            (Table::Cl100k, " \t\n".repeat(300_000) + "a"),
+            (Table::Cl100k, "^".repeat(1_000_000)),
+            (Table::O200k, "A".repeat(1_000_000)),
+        ];
+        for (table, text) in &cases {
+            assert!(count(*table, text) > 0);
+        }
     }
 }

@@ -9,7 +9,8 @@ use super::media;
 // (`num_tokens_from_messages`, verified there against the API for gpt-3.5-turbo, gpt-4, gpt-4o
 // and gpt-4o-mini): each message is `<|start|>{role}<|message|>{content}<|end|>`, 3 tokens plus
 // its role and content; a `name` costs one token more than its text; and the reply is primed with
-// `<|start|>assistant<|message|>`, 3 tokens. The Responses API renders its items the same way.
+// `<|start|>assistant<|message|>`, 3 tokens. The Responses API's framing is not published; its
+// items are the same messages under other names, so they are counted the same way.
 const TOKENS_PER_MESSAGE: u64 = 3;
 const TOKENS_PER_NAME: u64 = 1;
 const REPLY_PRIMING: u64 = 3;

@@ -1,0 +1,319 @@
+//! Limits and budgets of one replica, in process.
+//!
+//! One mutex guards everything: every operation is a few integer steps on a handful of slots
+//! with no await inside, so holding it is shorter than sharding it would be worth.
+//!
+//! Memory stays bounded by what is actually in use, as in Redis where keys expire:
+//! * a limit whose bucket is full after an operation is dropped at once (a full bucket and an
+//!   absent one behave the same);
+//! * at most once per [`SWEEP_EVERY`] of the callers' clock, the next operation also drops every
+//!   bucket that has refilled to full since it was last touched, and every budget counter past
+//!   its window's end plus
+//!   [`SETTLE_GRACE`](super::budget::SETTLE_GRACE). The sweep is driven by the `now` callers pass in,
+//!   not a background task, so it follows an injected clock and needs no runtime.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use super::budget::{self, Budget, BudgetDecision, BudgetUsage, Window};
+use super::gcra::{self, Level, Meter};
+use super::{clock, Decision, Limit, LimitState};
+use crate::StoreError;
+
+/// How often (in the callers' time) stale buckets and counters are swept out.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The limits and budgets of one process.
+#[derive(Debug, Default)]
+pub struct MemoryLimiter {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Bucket name → its limits that are not full.
+    rates: HashMap<String, Vec<RateSlot>>,
+    /// Bucket name → its budget counters.
+    budgets: HashMap<String, Vec<BudgetSlot>>,
+    next_sweep_us: u64,
+}
+
+#[derive(Debug)]
+struct RateSlot {
+    limit: Limit,
+    level: Level,
+    /// When the bucket is full again, so the sweep needs no arithmetic.
+    full_at_us: u64,
+}
+
+#[derive(Debug)]
+struct BudgetSlot {
+    window_id: String,
+    spent: u64,
+    expires_us: u64,
+}
+
+impl MemoryLimiter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn reserve(
+        &self,
+        bucket: &str,
+        limits: &[Limit],
+        cost: u64,
+        now: SystemTime,
+    ) -> Result<Decision, StoreError> {
+        let meters = gcra::meters(limits)?;
+        let now_us = clock::micros(now)?;
+        let mut inner = self.lock();
+        inner.sweep_if_due(now_us);
+        let levels = inner.levels(bucket, &meters, now_us);
+        let mut used: Vec<u64> = levels.iter().map(|l| l.used).collect();
+        if gcra::never_fits(&meters, cost) {
+            return Ok(gcra::never(&meters, &used, now_us));
+        }
+        let admitted = gcra::admit(&meters, &mut used, cost);
+        if admitted {
+            inner.store(bucket, &meters, &levels, &used);
+        }
+        Ok(gcra::decision(&meters, &used, cost, admitted, now_us))
+    }
+
+    pub fn settle(
+        &self,
+        bucket: &str,
+        limits: &[Limit],
+        delta: i64,
+        now: SystemTime,
+    ) -> Result<Vec<LimitState>, StoreError> {
+        let meters = gcra::meters(limits)?;
+        let now_us = clock::micros(now)?;
+        let mut inner = self.lock();
+        inner.sweep_if_due(now_us);
+        let levels = inner.levels(bucket, &meters, now_us);
+        let mut used: Vec<u64> = levels.iter().map(|l| l.used).collect();
+        gcra::settle(&meters, &mut used, delta);
+        inner.store(bucket, &meters, &levels, &used);
+        Ok(gcra::states(&meters, &used, now_us))
+    }
+
+    pub fn state(
+        &self,
+        bucket: &str,
+        limits: &[Limit],
+        now: SystemTime,
+    ) -> Result<Vec<LimitState>, StoreError> {
+        let meters = gcra::meters(limits)?;
+        let now_us = clock::micros(now)?;
+        let mut inner = self.lock();
+        inner.sweep_if_due(now_us);
+        let used: Vec<u64> = inner
+            .levels(bucket, &meters, now_us)
+            .iter()
+            .map(|l| l.used)
+            .collect();
+        Ok(gcra::states(&meters, &used, now_us))
+    }
+
+    pub fn reserve_budget(
+        &self,
+        bucket: &str,
+        budget: &Budget,
+        amount: u64,
+        now: SystemTime,
+    ) -> Result<BudgetDecision, StoreError> {
+        budget.check()?;
+        budget.check_amount(amount)?;
+        let window = budget.period.window(now)?;
+        let expires_us = budget::expires_us(&window)?;
+        let now_us = clock::micros(now)?;
+        let mut inner = self.lock();
+        inner.sweep_if_due(now_us);
+        let spent = inner.spent(bucket, &window.id);
+        let admitted = budget.admits(spent, amount);
+        let spent = if admitted { spent + amount } else { spent };
+        if admitted {
+            inner.set_spent(bucket, &window.id, spent, expires_us);
+        }
+        let usage = budget.usage(spent);
+        Ok(BudgetDecision {
+            admitted,
+            spent: usage.spent,
+            remaining: usage.remaining,
+            resets_at: window.end,
+            window,
+        })
+    }
+
+    pub fn settle_budget(
+        &self,
+        bucket: &str,
+        budget: &Budget,
+        window: &Window,
+        delta: i64,
+    ) -> Result<BudgetUsage, StoreError> {
+        budget.check()?;
+        budget.check_window(window)?;
+        let expires_us = budget::expires_us(window)?;
+        let mut inner = self.lock();
+        let spent = budget::settled(inner.spent(bucket, &window.id), delta);
+        inner.set_spent(bucket, &window.id, spent, expires_us);
+        Ok(budget.usage(spent))
+    }
+
+    pub fn spent(
+        &self,
+        bucket: &str,
+        budget: &Budget,
+        now: SystemTime,
+    ) -> Result<BudgetUsage, StoreError> {
+        budget.check()?;
+        let window = budget.period.window(now)?;
+        let now_us = clock::micros(now)?;
+        let mut inner = self.lock();
+        inner.sweep_if_due(now_us);
+        Ok(budget.usage(inner.spent(bucket, &window.id)))
+    }
+
+    /// Drop every bucket that is full at `now` and every budget counter expired by `now`;
+    /// returns how many entries went. Operations call this themselves every [`SWEEP_EVERY`].
+    pub fn sweep(&self, now: SystemTime) -> Result<usize, StoreError> {
+        let now_us = clock::micros(now)?;
+        Ok(self.lock().sweep(now_us))
+    }
+
+    /// How many limit levels and budget counters are held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        let inner = self.lock();
+        let rates: usize = inner.rates.values().map(Vec::len).sum();
+        let budgets: usize = inner.budgets.values().map(Vec::len).sum();
+        rates + budgets
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while the lock is held, and every write leaves whole numbers behind,
+        // so a poisoned lock still guards consistent data.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// Each meter's level refilled to `now_us` (full if not stored).
+    fn levels(&self, bucket: &str, meters: &[Meter], now_us: u64) -> Vec<Level> {
+        let slots = self.rates.get(bucket);
+        meters
+            .iter()
+            .map(|m| {
+                let stored = slots
+                    .and_then(|slots| slots.iter().find(|s| s.limit == m.limit))
+                    .map(|s| s.level);
+                gcra::refill(&m.scale, stored, m.scale.tick(now_us))
+            })
+            .collect()
+    }
+
+    /// Write back `used` for each meter at its refilled level's tick; full buckets are removed.
+    fn store(&mut self, bucket: &str, meters: &[Meter], refilled: &[Level], used: &[u64]) {
+        for ((m, level), &used) in meters.iter().zip(refilled).zip(used) {
+            let level = Level { used, ..*level };
+            if !self.rates.contains_key(bucket) {
+                if used == 0 {
+                    continue;
+                }
+                self.rates.insert(bucket.to_owned(), Vec::new());
+            }
+            let Some(slots) = self.rates.get_mut(bucket) else {
+                continue;
+            };
+            let position = slots.iter().position(|s| s.limit == m.limit);
+            match (position, used) {
+                (Some(i), 0) => {
+                    slots.swap_remove(i);
+                }
+                (None, 0) => {}
+                (Some(i), _) => {
+                    slots[i].level = level;
+                    slots[i].full_at_us = gcra::full_at_us(&m.scale, level);
+                }
+                (None, _) => slots.push(RateSlot {
+                    limit: m.limit,
+                    level,
+                    full_at_us: gcra::full_at_us(&m.scale, level),
+                }),
+            }
+        }
+        if self.rates.get(bucket).is_some_and(Vec::is_empty) {
+            self.rates.remove(bucket);
+        }
+    }
+
+    fn spent(&self, bucket: &str, window_id: &str) -> u64 {
+        self.budgets
+            .get(bucket)
+            .and_then(|slots| slots.iter().find(|s| s.window_id == window_id))
+            .map_or(0, |s| s.spent)
+    }
+
+    /// Zero needs no counter, like a missing key in Redis.
+    fn set_spent(&mut self, bucket: &str, window_id: &str, spent: u64, expires_us: u64) {
+        if !self.budgets.contains_key(bucket) {
+            if spent == 0 {
+                return;
+            }
+            self.budgets.insert(bucket.to_owned(), Vec::new());
+        }
+        let Some(slots) = self.budgets.get_mut(bucket) else {
+            return;
+        };
+        match slots.iter().position(|s| s.window_id == window_id) {
+            Some(i) if spent == 0 => {
+                slots.swap_remove(i);
+            }
+            Some(i) => {
+                slots[i].spent = spent;
+                slots[i].expires_us = expires_us;
+            }
+            None if spent == 0 => {}
+            None => slots.push(BudgetSlot {
+                window_id: window_id.to_owned(),
+                spent,
+                expires_us,
+            }),
+        }
+        if slots.is_empty() {
+            self.budgets.remove(bucket);
+        }
+    }
+
+    fn sweep_if_due(&mut self, now_us: u64) {
+        if now_us >= self.next_sweep_us {
+            self.sweep(now_us);
+            let every = u64::try_from(SWEEP_EVERY.as_micros()).unwrap_or(u64::MAX);
+            self.next_sweep_us = now_us.saturating_add(every);
+        }
+    }
+
+    fn sweep(&mut self, now_us: u64) -> usize {
+        let mut removed = 0;
+        self.rates.retain(|_, slots| {
+            let before = slots.len();
+            slots.retain(|s| s.full_at_us > now_us);
+            removed += before - slots.len();
+            !slots.is_empty()
+        });
+        self.budgets.retain(|_, slots| {
+            let before = slots.len();
+            slots.retain(|s| s.expires_us > now_us);
+            removed += before - slots.len();
+            !slots.is_empty()
+        });
+        removed
+    }
+}

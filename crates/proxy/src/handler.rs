@@ -219,7 +219,8 @@ impl Proxy {
         let prefix = routing::matched_prefix(&hit.entry.matcher);
 
         // PostRouting access control: the route's AccessPolicy, else its Gateway's.
-        if let Some(policy) = rule.access.as_ref().or(hit.listener.access.as_ref()) {
+        let access = rule.access.as_ref().or(hit.listener.access.as_ref());
+        if let Some(policy) = access {
             let (mut parts, body) = req.into_parts();
             if let (Some(_), Some(gateway_policy)) = (&rule.access, &hit.listener.access) {
                 // The Gateway's identity headers are not set on this route, but a client must
@@ -321,11 +322,8 @@ impl Proxy {
                     rule,
                     intake,
                     client_headers: req.headers(),
-                    identity_headers: x
-                        .identity
-                        .as_ref()
-                        .and(rule.access.as_ref().or(hit.listener.access.as_ref()))
-                        .map(|p| &p.identity_headers),
+                    // A policy that applies has admitted the caller by now (or answered).
+                    identity_headers: access.map(|p| &p.identity_headers),
                     request_id: &x.request_id,
                     started: x.started,
                     tally,

@@ -215,17 +215,19 @@ impl AccessPolicy {
     ) -> Result<Identity, AuthError> {
         if self.api_keys.is_none() && self.jwt.is_empty() {
             // Certificates only: request headers play no part.
-            return match (&self.mtls, p.peer) {
-                (Some(m), Some(cert)) => Ok(m.identity(cert)),
-                _ => Err(AuthError::Missing),
-            };
+            return self.by_certificate(p.peer);
         }
         match credential::presented(p.headers)? {
             Some(cred) => self.by_credential(cred, p.now, managed),
-            None => match (&self.mtls, p.peer) {
-                (Some(m), Some(cert)) => Ok(m.identity(cert)),
-                _ => Err(AuthError::Missing),
-            },
+            None => self.by_certificate(p.peer),
+        }
+    }
+
+    /// A verified client certificate stands in for a credential when the policy accepts mTLS.
+    fn by_certificate(&self, peer: Option<&PeerCert>) -> Result<Identity, AuthError> {
+        match (&self.mtls, peer) {
+            (Some(m), Some(cert)) => Ok(m.identity(cert)),
+            _ => Err(AuthError::Missing),
         }
     }
 

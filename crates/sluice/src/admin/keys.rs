@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_policy::auth::access::key_identity;
 use sluice_policy::auth::apikey::{self, KeyDigest, KeyTable};
+use sluice_policy::auth::credential::{self, Credential};
 use sluice_policy::auth::KeyIdentity;
 use sluice_policy::time::{format_rfc3339, parse_rfc3339};
 use sluice_proxy::Proxy;
@@ -113,16 +114,10 @@ impl KeyAdmin {
     }
 
     fn authorized(&self, headers: &http::HeaderMap) -> bool {
-        let Some(value) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        let Some((scheme, token)) = value.split_once(' ') else {
-            return false;
-        };
-        scheme.eq_ignore_ascii_case("bearer") && KeyDigest::of(token.trim()) == self.token
+        matches!(
+            credential::presented(headers),
+            Ok(Some(Credential::Bearer(token))) if KeyDigest::of(token) == self.token
+        )
     }
 
     async fn list(&self) -> Result<(StatusCode, Value), StoreError> {

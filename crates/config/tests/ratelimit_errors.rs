@@ -68,9 +68,15 @@ fn a_complete_policy_compiles_to_the_gateway() {
     let Cost::Tokens(w) = r.cost else {
         panic!("token cost expected")
     };
-    assert_eq!((w.input, w.output, w.cached_input, w.cache_creation), (1.0, 4.0, 0.1, 1.0));
+    assert_eq!(
+        (w.input, w.output, w.cached_input, w.cache_creation),
+        (1.0, 4.0, 0.1, 1.0)
+    );
     assert_eq!(r.limits.len(), 2);
-    assert_eq!((r.default_max_tokens, r.inject_max_tokens, r.shadow), (512, true, false));
+    assert_eq!(
+        (r.default_max_tokens, r.inject_max_tokens, r.shadow),
+        (512, true, false)
+    );
     assert!(limits.rules[1].shadow && limits.rules[1].cost == Cost::Requests);
     assert_eq!(limits.budgets[0].amount, BudgetAmount::MicroUsd(12_500_000));
     assert_eq!(limits.budgets[1].period, BudgetPeriod::Day);

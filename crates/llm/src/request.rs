@@ -102,6 +102,21 @@ impl InferenceRequest {
         }
     }
 
+    /// Size of the body as received.
+    pub fn raw_len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Sets a top-level field of the body (e.g. an output cap the gateway imposes); the body is
+    /// re-serialised when sent.
+    pub fn set_field(&mut self, key: &str, value: Value) {
+        self.body();
+        if let Some(body) = self.body.get_mut() {
+            body.insert(key.to_string(), value);
+        }
+        self.modified = true;
+    }
+
     /// The body to send when nothing else changes it.
     pub fn bytes(&self) -> Bytes {
         if self.modified {

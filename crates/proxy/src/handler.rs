@@ -27,6 +27,9 @@ use crate::ai::{self, AiError, Intake, ServeAi};
 use crate::body::{self, Body, Deadline, Metered};
 use crate::filters::{modify_headers, redirect, rewrite_path, RedirectContext};
 use crate::headers::{append_forwarded, strip_hop_by_hop};
+use crate::limits::{
+    self, lock_held, Admission, Facts, Held, HeldList, RateHeaders, Refusal, Spent,
+};
 use crate::metrics::{AuthLabels, BackendLabels, Label, RequestLabels, RouteLabels};
 use crate::proxy::{ConnInfo, Proxy, Runtime};
 use crate::reply::LocalReply;
@@ -65,6 +68,10 @@ struct Exchange {
     ai: Option<SharedTally>,
     /// Who called, when an access policy applied and admitted them.
     identity: Option<sluice_policy::auth::Identity>,
+    /// Rate-limit reservations to settle when the response ends.
+    held: HeldList,
+    /// The route's rate-limit state, for the `x-ratelimit-*` headers.
+    rate_headers: Option<RateHeaders>,
 }
 
 /// Why the gateway answered a request itself.
@@ -73,6 +80,8 @@ enum Reply {
     Ai(AiError),
     /// Refused by access control: 401 (with a `WWW-Authenticate` challenge) or 403.
     Auth(AiError),
+    /// Refused by a rate limit or budget (429), or by a store that fails closed (503).
+    Limited(Refusal),
 }
 
 impl From<LocalReply> for Reply {
@@ -132,6 +141,8 @@ impl Proxy {
             model: None,
             ai: None,
             identity: None,
+            held: HeldList::default(),
+            rate_headers: None,
         };
         let resp = match self.forward(&rt, &conn, req, &mut x).await {
             Ok(resp) => resp,
@@ -154,9 +165,16 @@ impl Proxy {
                 }
                 resp
             }
+            Err(Reply::Limited(r)) => {
+                x.reason = Some(r.error.code);
+                r.response(x.dialect.unwrap_or(Dialect::OpenAI))
+            }
         };
         // AI clients match errors to logs by request id (the OpenAI SDK reads it from errors).
         let mut resp = resp;
+        if let Some(h) = &x.rate_headers {
+            h.write(resp.headers_mut());
+        }
         if x.dialect.is_some() {
             resp.headers_mut().insert(REQUEST_ID, x.request_id.clone());
         }
@@ -278,6 +296,44 @@ impl Proxy {
             req = Request::from_parts(parts, body);
         }
 
+        // Token rate limits and budgets: the route's policy, else its Gateway's, here; an AI
+        // backend's own before each attempt on it.
+        let route_limits = rule
+            .rate_limits
+            .as_ref()
+            .or(hit.listener.rate_limits.as_ref());
+        let mut policies: Vec<&sluice_config::ir::RateLimits> =
+            route_limits.map(|p| &**p).into_iter().collect();
+        policies.extend(rule.backends.iter().filter_map(|b| match &b.target {
+            BackendTarget::Ai(ai) => ai.rate_limits.as_deref(),
+            _ => None,
+        }));
+        let estimate = if policies.is_empty() {
+            None
+        } else {
+            Some(limits::estimate(intake.as_mut(), &policies).await)
+        };
+        if let (Some(policy), Some(estimate)) = (route_limits, &estimate) {
+            let facts = Facts {
+                identity: x.identity.as_ref(),
+                headers: req.headers(),
+                client: conn.peer.ip(),
+                model: x.model.as_deref(),
+                route: &rule.route,
+            };
+            match self
+                .limits
+                .admit(&self.metrics, policy, &facts, estimate)
+                .await
+            {
+                Admission::Admitted(held, headers) => {
+                    lock_held(&x.held).push(held);
+                    x.rate_headers = Some(headers);
+                }
+                Admission::Refused(r) => return Err(Reply::Limited(r)),
+            }
+        }
+
         let redirect_to = |r: &sluice_config::ir::Redirect, req: &Request<Body>| {
             let ctx = RedirectContext {
                 https: conn.https,
@@ -327,6 +383,15 @@ impl Proxy {
                     request_id: &x.request_id,
                     started: x.started,
                     tally,
+                    limit_facts: Facts {
+                        identity: x.identity.as_ref(),
+                        headers: req.headers(),
+                        client: conn.peer.ip(),
+                        model: x.model.as_deref(),
+                        route: &rule.route,
+                    },
+                    estimate,
+                    held: x.held.clone(),
                 })
                 .await?;
             for m in &applied.response_mods {
@@ -652,6 +717,10 @@ impl Proxy {
         let proxy = self.clone();
         let metered = Metered::new(body, move |bytes_out, complete| {
             conn.request_done();
+            let held = std::mem::take(&mut *lock_held(&x.held));
+            if !held.is_empty() {
+                proxy.settle_later(held, x.ai.clone(), status);
+            }
             let duration = x.started.elapsed();
             let ai = x.ai.as_ref().map(|t| {
                 let t = lock(t);
@@ -714,6 +783,33 @@ impl Proxy {
             }
         });
         Response::from_parts(parts, metered.boxed())
+    }
+}
+
+impl Proxy {
+    /// Settles the rate-limit reservations of a finished exchange. Runs as a task: when the
+    /// client leaves mid-stream, the stream records its last usage as it is dropped, which is
+    /// after this exchange's end is reported.
+    fn settle_later(self: &Arc<Self>, held: Vec<Held>, tally: Option<SharedTally>, status: u16) {
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            let success = (200..300).contains(&status);
+            let spent = match &tally {
+                _ if !success => Spent::Nothing,
+                None => Spent::Exactly(sluice_llm::Usage::default(), None),
+                Some(t) => {
+                    let t = lock(t);
+                    if t.completed {
+                        Spent::Exactly(t.usage, t.cost_usd)
+                    } else {
+                        Spent::AtLeast(t.usage, t.cost_usd)
+                    }
+                }
+            };
+            for h in held {
+                proxy.limits.settle(h, spent, &proxy.metrics);
+            }
+        });
     }
 }
 

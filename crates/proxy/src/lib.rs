@@ -7,6 +7,7 @@ pub mod body;
 pub mod filters;
 pub mod handler;
 pub mod headers;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod reply;

@@ -94,6 +94,70 @@ pub struct AiCostLabels {
     pub region: Label,
 }
 
+/// A rate-limit decision or token count: `rule` is a rule's or budget's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    pub policy: Label,
+    pub rule: Label,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    pub op: &'static str,
+}
+
+/// Token rate limits and budgets.
+pub struct RateLimitMetrics {
+    /// `outcome`: admitted, limited or shadow_limited.
+    pub decisions: Family<RateLimitLabels, Counter>,
+    /// Requests decided without the shared store (`outcome`: fail_open or fail_closed).
+    pub fallbacks: Family<RateLimitLabels, Counter>,
+    /// In each rule's unit (`outcome`: reserved, settled, refunded, overrun).
+    pub tokens: Family<RateLimitLabels, Counter>,
+    /// Redis calls of the shared store (`op`: reserve, settle).
+    pub store_duration: HistFamily<StoreLabels>,
+    pub store_errors: Family<StoreLabels, Counter>,
+}
+
+impl RateLimitMetrics {
+    fn register(r: &mut Registry) -> RateLimitMetrics {
+        let m = RateLimitMetrics {
+            decisions: Family::default(),
+            fallbacks: Family::default(),
+            tokens: Family::default(),
+            store_duration: Family::new_with_constructor(overhead_histogram),
+            store_errors: Family::default(),
+        };
+        r.register(
+            "ratelimit_decisions",
+            "Rate-limit and budget decisions by policy, rule (or budget) and outcome",
+            m.decisions.clone(),
+        );
+        r.register(
+            "ratelimit_store_fallbacks",
+            "Requests decided without the shared store, by policy and failure mode",
+            m.fallbacks.clone(),
+        );
+        r.register(
+            "ratelimit_tokens",
+            "Tokens (in each rule's unit) reserved at admission, settled from usage, refunded, and charged beyond the reservation",
+            m.tokens.clone(),
+        );
+        r.register(
+            "ratelimit_store_duration_seconds",
+            "Latency of shared rate-limit store (Redis) calls",
+            m.store_duration.clone(),
+        );
+        r.register(
+            "ratelimit_store_errors",
+            "Failed shared rate-limit store (Redis) calls",
+            m.store_errors.clone(),
+        );
+        m
+    }
+}
+
 /// The GenAI metrics, registered under their OpenTelemetry names.
 pub struct GenAiMetrics {
     pub token_usage: Family<TokenLabels, Histogram>,
@@ -225,6 +289,7 @@ pub struct Metrics {
     /// Managed API keys in effect (after revocations), as last loaded from the key store.
     pub managed_keys: Gauge,
     pub gen_ai: GenAiMetrics,
+    pub rate_limits: RateLimitMetrics,
 }
 
 impl Metrics {
@@ -304,7 +369,9 @@ impl Metrics {
             "Managed API keys in effect (revoked keys excluded)",
             managed_keys.clone(),
         );
+        let rate_limits = RateLimitMetrics::register(registry);
         Arc::new(Metrics {
+            rate_limits,
             registry: root,
             auth_decisions,
             managed_keys,

@@ -99,6 +99,8 @@ pub struct Proxy {
     pub(crate) vertex_tokens: crate::ai::vertex::TokenCache,
     /// Managed API keys and JWKS fetching, across reloads.
     pub auth: crate::auth::AuthState,
+    /// Token rate limits and budgets, across reloads.
+    pub limits: crate::limits::RateLimiting,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
 }
@@ -128,9 +130,25 @@ impl Proxy {
             epoch: Instant::now(),
             vertex_tokens: Default::default(),
             auth: Default::default(),
+            limits: Default::default(),
             metrics,
             access_log,
         }))
+    }
+
+    /// Why this process cannot serve `snapshot`, if it cannot: a policy keeps its limits in
+    /// Redis but no Redis URL was given.
+    pub fn check(&self, snapshot: &Snapshot) -> Result<(), String> {
+        if self.limits.stores.shared_configured() {
+            return Ok(());
+        }
+        match snapshot.rate_limit_policies().iter().find(|p| p.shared) {
+            Some(p) => Err(format!(
+                "TokenRateLimitPolicy {}: spec.store is Redis, but the gateway runs without --redis-url (SLUICE_REDIS_URL)",
+                p.name
+            )),
+            None => Ok(()),
+        }
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
@@ -143,6 +161,7 @@ impl Proxy {
         let snapshot = Arc::new(snapshot);
         let previous = self.runtime.load().snapshot.jwt_providers();
         crate::auth::jwks::start(self, snapshot.jwt_providers(), &previous);
+        self.limits.prepare(&snapshot.rate_limit_policies());
         let generation = self.runtime.load().generation + 1;
         let rt = Arc::new(Runtime {
             generation,

@@ -79,11 +79,12 @@ pub struct ServeArgs {
     /// it (or SLUICE_ADMIN_TOKEN), runtime key management is off.
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
-    /// Redis URL of the shared state store (managed API keys), e.g. redis://10.0.0.5:6379/0.
+    /// Redis URL of the shared state store (managed API keys, and the limits and budgets of
+    /// TokenRateLimitPolicies with `store: Redis`), e.g. redis://10.0.0.5:6379/0.
     /// Replicas given the same URL and prefix share their keys. Without it, a local file is used.
     #[arg(long, env = "SLUICE_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Namespace of this gateway's keys in Redis (hash-tagged, so Redis Cluster works).
+    /// Namespace of this gateway's keys and limits in Redis (hash-tagged, so Redis Cluster works).
     #[arg(long, default_value = "sluice")]
     pub redis_prefix: String,
     /// Directory of the local state store (when no Redis URL is given). Default:

@@ -196,6 +196,15 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     };
     let proxy = Proxy::new_empty(metrics.clone(), access_log, pool)
         .map_err(|e| format!("cannot start the proxy: {e}"))?;
+    if let Some(url) = &args.redis_url {
+        // Connected in the background: a Redis that is down at start is a failure mode to
+        // follow, not a reason not to start.
+        proxy
+            .limits
+            .stores
+            .connect_shared(url.clone(), args.redis_prefix.clone());
+    }
+    proxy.check(&prepared_snapshot)?;
     let server = Server::new(proxy.clone(), settings);
     let prepared = server
         .prepare(&prepared_snapshot)

@@ -151,6 +151,11 @@ impl Reloader {
                 return false;
             }
         };
+        if let Err(e) = self.proxy.check(&snapshot) {
+            tracing::error!(error = %e, "configuration rejected; keeping the running one");
+            self.record(false, vec![e], messages(&snapshot.warnings));
+            return false;
+        }
         let prepared = match self.server.prepare(&snapshot) {
             Ok(p) => p,
             Err(e) => {

@@ -162,6 +162,7 @@ fn backend(
         models: spec.models.clone(),
         model_rewrite: spec.model_rewrite.clone().into_iter().collect(),
         passthrough_client_auth: spec.passthrough_client_auth,
+        rate_limits: clusters.rate_limits.backend(b.namespace(), b.name()),
     })
 }
 

@@ -52,9 +52,10 @@ pub fn compile(
     let idx = index::Index::new(set, &mut diags);
     let mut clusters = backends::Clusters::default();
     clusters.check_backends(&idx, &mut diags);
+    // Before the AI backends: a policy may target an AIBackend.
+    clusters.rate_limits = ratelimit::build(&idx, &mut diags);
     clusters.ai = ai::build(&idx, &mut clusters, &mut diags);
     clusters.access = access::build(&idx, &mut diags);
-    clusters.rate_limits = ratelimit::build(&idx, &mut diags);
     let mut sockets = gateways::build_sockets(&idx, options, &mut diags);
     routes::attach_routes(&idx, &mut sockets, &mut clusters, &mut diags);
     let sockets = gateways::finish(sockets, &clusters, &mut diags);

@@ -10,7 +10,9 @@ use crate::duration::parse_duration;
 use crate::error::Diagnostics;
 use crate::ir::{
     BucketKey, BudgetAmount, BudgetPeriod, BudgetRule, Cost, RateLimits, RateRule, Weights,
+    DEFAULT_MAX_TOKENS,
 };
+use crate::objects::ai::SLUICE_GROUP;
 use crate::objects::ratelimit::{
     BucketPart, BudgetSpec, CostSpec, RateRuleSpec, TokenRateLimitPolicySpec,
 };
@@ -18,13 +20,13 @@ use crate::objects::{Object, GATEWAY_GROUP};
 
 type Key = (String, String);
 
-const DEFAULT_MAX_TOKENS: u64 = 4096;
 const MAX_LIMITS: usize = 8;
 
 #[derive(Default)]
 pub(crate) struct RateLimitCatalog {
     gateways: HashMap<Key, Arc<RateLimits>>,
     routes: HashMap<Key, Arc<RateLimits>>,
+    backends: HashMap<Key, Arc<RateLimits>>,
 }
 
 impl RateLimitCatalog {
@@ -36,6 +38,12 @@ impl RateLimitCatalog {
 
     pub fn route(&self, ns: &str, name: &str) -> Option<Arc<RateLimits>> {
         self.routes
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    pub fn backend(&self, ns: &str, name: &str) -> Option<Arc<RateLimits>> {
+        self.backends
             .get(&(ns.to_string(), name.to_string()))
             .cloned()
     }
@@ -71,10 +79,17 @@ pub(crate) fn build(idx: &Index<'_>, diags: &mut Diagnostics) -> RateLimitCatalo
                         .iter()
                         .any(|r| r.namespace() == key.0 && r.name() == key.1),
                 ),
+                (SLUICE_GROUP, "AIBackend") => (
+                    &mut cat.backends,
+                    idx.set
+                        .ai_backends
+                        .iter()
+                        .any(|b| b.namespace() == key.0 && b.name() == key.1),
+                ),
                 (g, k) => {
                     diags.error(p.error(
                         format!("{field}.kind"),
-                        format!("a TokenRateLimitPolicy targets a {GATEWAY_GROUP} Gateway or HTTPRoute, not {g}/{k}"),
+                        format!("a TokenRateLimitPolicy targets a {GATEWAY_GROUP} Gateway or HTTPRoute, or a {SLUICE_GROUP} AIBackend, not {g}/{k}"),
                     ));
                     continue;
                 }

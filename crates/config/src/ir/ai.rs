@@ -27,6 +27,9 @@ pub struct AiBackend {
     pub models: Vec<String>,
     pub model_rewrite: HashMap<String, String>,
     pub passthrough_client_auth: bool,
+    /// The `TokenRateLimitPolicy` targeting this backend: checked before each attempt on it, so
+    /// a backend whose quota is spent is skipped like an unavailable one.
+    pub rate_limits: Option<Arc<super::RateLimits>>,
 }
 
 impl AiBackend {

@@ -57,6 +57,32 @@ impl Snapshot {
         out
     }
 
+    /// Every token rate-limit policy in effect (on Gateways, routes and AI backends), each once.
+    pub fn rate_limit_policies(&self) -> Vec<Arc<RateLimits>> {
+        let mut out: Vec<Arc<RateLimits>> = Vec::new();
+        let mut add = |p: &Arc<RateLimits>| {
+            if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+                out.push(p.clone());
+            }
+        };
+        for l in self.sockets.iter().flat_map(|s| &s.listeners) {
+            if let Some(p) = &l.rate_limits {
+                add(p);
+            }
+            for e in l.virtual_hosts.iter().flat_map(|v| &v.entries) {
+                if let Some(p) = &e.rule.rate_limits {
+                    add(p);
+                }
+            }
+        }
+        for b in &self.ai_backends {
+            if let Some(p) = &b.rate_limits {
+                add(p);
+            }
+        }
+        out
+    }
+
     /// Every JWT provider of every access policy in effect.
     pub fn jwt_providers(&self) -> Vec<Arc<sluice_policy::auth::access::JwtProvider>> {
         self.access_policies()

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use sluice_llm::Usage;
 
+/// Output tokens reserved for a request that names no cap, unless a rule says otherwise.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
 /// One `TokenRateLimitPolicy`, compiled.
 #[derive(Debug)]
 pub struct RateLimits {
@@ -16,6 +19,17 @@ pub struct RateLimits {
     pub fail_open: bool,
     pub rules: Vec<RateRule>,
     pub budgets: Vec<BudgetRule>,
+}
+
+impl RateLimits {
+    /// Whether admission needs the request's input tokens counted.
+    pub fn counts_tokens(&self) -> bool {
+        !self.budgets.is_empty()
+            || self
+                .rules
+                .iter()
+                .any(|r| matches!(r.cost, Cost::Tokens(w) if w.input + w.cached_input + w.cache_creation > 0.0))
+    }
 }
 
 /// What requests with equal values share a bucket by.

@@ -20,6 +20,7 @@ use super::stream_body::{AiStream, MockStream};
 use super::tally::{lock, SharedTally};
 use super::{models, retry_after_secs, AiError, Intake};
 use crate::body::{self, Body};
+use crate::limits::{lock_held, Admission, Spent};
 use crate::proxy::{Proxy, Runtime};
 
 /// Provider answers read whole (non-streamed) are bounded too.
@@ -50,6 +51,12 @@ pub struct ServeAi<'a> {
     pub request_id: &'a HeaderValue,
     pub started: Instant,
     pub tally: SharedTally,
+    /// What an AI backend's own rate limits key on and reserve.
+    pub limit_facts: crate::limits::Facts<'a>,
+    /// Set when some rate-limit policy applies to this request.
+    pub estimate: Option<crate::limits::Estimate>,
+    /// Where a backend's reservation goes once its answer is on the way.
+    pub held: crate::limits::HeldList,
 }
 
 impl Proxy {
@@ -103,13 +110,45 @@ impl Proxy {
         let mut last: Option<AiError> = None;
         while i < candidates.len() && attempts < max_attempts {
             let backend = candidates[i];
+            // A backend whose own limit or budget is spent is passed over like an unavailable
+            // one: the next candidate may have quota left.
+            let reservation = match (&backend.rate_limits, &s.estimate) {
+                (Some(policy), Some(estimate)) => {
+                    match self
+                        .limits
+                        .admit(&self.metrics, policy, &s.limit_facts, estimate)
+                        .await
+                    {
+                        Admission::Admitted(held, _) => Some(held),
+                        Admission::Refused(r) => {
+                            tracing::debug!(backend = %backend.name, "AI backend's rate limit reached; trying the next");
+                            let mut e = r.error;
+                            e.retry_after = r.retry_after.map(|w| {
+                                HeaderValue::from(w.as_micros().div_ceil(1_000_000).max(1) as u64)
+                            });
+                            last = Some(e);
+                            i += 1;
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
             attempts += 1;
             lock(&s.tally).attempts = attempts;
             let health = &s.rt.ai_health[backend.id];
             // Claims the half-open probe when the rest is over; a resting backend reached here
             // is the last resort and is tried anyway.
             let _ = health.admit(self.epoch);
-            match self.attempt(&s, backend).await {
+            let outcome = self.attempt(&s, backend).await;
+            if let Some(held) = reservation {
+                match &outcome {
+                    Attempt::Answer(_) => lock_held(&s.held).push(held),
+                    // Refused, failed or passed over: the provider charged nothing.
+                    _ => self.limits.settle(held, Spent::Nothing, &self.metrics),
+                }
+            }
+            match outcome {
                 Attempt::Answer(resp) => {
                     health.success();
                     self.note_backend(&s.tally, backend);

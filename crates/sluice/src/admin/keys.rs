@@ -113,7 +113,7 @@ impl KeyAdmin {
         }
     }
 
-    fn authorized(&self, headers: &http::HeaderMap) -> bool {
+    pub(crate) fn authorized(&self, headers: &http::HeaderMap) -> bool {
         matches!(
             credential::presented(headers),
             Ok(Some(Credential::Bearer(token))) if KeyDigest::of(token) == self.token

@@ -68,6 +68,9 @@ impl Admin {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         }
+        if path == "/budgets" {
+            return self.budgets(&req).await;
+        }
         match req.uri().path() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => {
@@ -100,6 +103,65 @@ impl Admin {
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
+    }
+}
+
+impl Admin {
+    /// `GET /budgets?tenant=…&user=…&key=…&model=…&route=…&client=…&header.<name>=…`: spend and
+    /// remaining of every budget in effect, for the bucket those values name. Needs the admin
+    /// token when one is configured (spend per tenant is not for everyone on the host).
+    async fn budgets(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if let Some(k) = &self.keys {
+            if !k.authorized(req.headers()) {
+                return json_status(
+                    StatusCode::UNAUTHORIZED,
+                    &serde_json::json!({"error": "a valid admin token is required (Authorization: Bearer …)"}),
+                );
+            }
+        }
+        let mut q = std::collections::HashMap::new();
+        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+            q.insert(k.into_owned(), v.into_owned());
+        }
+        let mut identity = sluice_policy::auth::Identity::new(
+            sluice_policy::auth::Method::ApiKey,
+            std::sync::Arc::from(""),
+        );
+        let field = |name: &str| q.get(name).map(|v| std::sync::Arc::<str>::from(v.as_str()));
+        identity.tenant = field("tenant");
+        identity.user = field("user");
+        identity.key_id = field("key");
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in &q {
+            if let Some(name) = k.strip_prefix("header.") {
+                if let (Ok(n), Ok(v)) = (
+                    http::HeaderName::from_bytes(name.as_bytes()),
+                    http::HeaderValue::from_str(v),
+                ) {
+                    headers.insert(n, v);
+                }
+            }
+        }
+        let client = match q.get("client").map(|c| c.parse()) {
+            None => std::net::IpAddr::from([0, 0, 0, 0]),
+            Some(Ok(ip)) => ip,
+            Some(Err(_)) => {
+                return json_status(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({"error": "client: not an IP address"}),
+                )
+            }
+        };
+        let facts = sluice_proxy::limits::Facts {
+            identity: Some(&identity),
+            headers: &headers,
+            client,
+            model: q.get("model").map(String::as_str),
+            route: q.get("route").map_or("", String::as_str),
+        };
+        let policies = self.proxy.runtime().snapshot.rate_limit_policies();
+        let budgets = self.proxy.limits.budgets(&policies, &facts).await;
+        json(&serde_json::json!({ "budgets": budgets }))
     }
 }
 

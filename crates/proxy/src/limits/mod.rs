@@ -1,0 +1,695 @@
+//! Token rate limits and budgets on the request path.
+//!
+//! Admission ([`RateLimiting::admit`]) reserves, in every rule's bucket and every budget of a
+//! policy at once, what the request may cost at most: its input tokens counted locally plus the
+//! output cap it asked for (or the rule's default). One enforcing rule or budget that does not
+//! fit refuses the request before anything reaches a provider, and whatever the others reserved
+//! is given back. The reservations are [`Held`] until the response ends, then settled with the
+//! real usage ([`Held::settle`]): the unused part is refunded, usage beyond the estimate is
+//! charged as debt. A request that never reached a provider's answer is refunded entirely; a
+//! stream cut before its usage report keeps its whole reservation (the provider may have
+//! generated up to the cap).
+//!
+//! Shared policies (`store: Redis`) reserve in Redis; when Redis cannot be reached a policy
+//! follows its failure mode (FailOpen: this process's memory decides; FailClosed: 503).
+
+pub mod bucket;
+mod estimate;
+pub mod headers;
+mod report;
+pub mod stores;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::join_all;
+use http::header::{HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use sluice_config::ir::{BudgetAmount, BudgetPeriod, Cost, Price, RateLimits};
+use sluice_llm::{Dialect, Usage};
+use sluice_state::limits::{Budget, Limit, Limiter, Period, Window};
+use sluice_state::StoreError;
+
+pub use self::bucket::Facts;
+pub use self::estimate::estimate;
+pub use self::headers::RateHeaders;
+pub use self::stores::{Stores, Which};
+use crate::ai::AiError;
+use crate::body::Body;
+use crate::metrics::{Label, Metrics, RateLimitLabels, StoreLabels};
+
+const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
+/// Read by the OpenAI and Anthropic SDKs: `false` stops their automatic retries, for refusals
+/// that waiting a few seconds cannot fix (a budget spent until the period ends, a request
+/// larger than the limit).
+const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+
+/// What a request may cost, known before it is sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Estimate {
+    /// Input tokens counted locally.
+    pub input: u64,
+    /// The output cap the request names (or that the gateway injected).
+    pub requested_cap: Option<u64>,
+    /// Whether the operation produces output tokens (embeddings do not).
+    pub produces_output: bool,
+    /// The requested model's price, for money budgets.
+    pub price: Option<Price>,
+}
+
+impl Estimate {
+    fn cap(&self, default: u64) -> u64 {
+        if self.produces_output {
+            self.requested_cap.unwrap_or(default)
+        } else {
+            0
+        }
+    }
+
+    /// Most a request can cost in micro-dollars: input at the highest input price, the whole
+    /// cap at the output price.
+    fn micro_usd(&self, cap: u64) -> u64 {
+        let Some(p) = self.price else { return 0 };
+        let input = p.input.max(p.cached_input).max(p.cache_creation);
+        micro_usd((self.input as f64 * input + cap as f64 * p.output) / 1_000_000.0)
+    }
+}
+
+fn micro_usd(usd: f64) -> u64 {
+    if usd.is_finite() && usd > 0.0 {
+        (usd * 1e6).ceil() as u64
+    } else {
+        0
+    }
+}
+
+/// The reservations a request holds (from its route's or Gateway's policy and from the AI
+/// backend that answered), settled when its response ends.
+pub type HeldList = Arc<std::sync::Mutex<Vec<Held>>>;
+
+pub fn lock_held(h: &HeldList) -> std::sync::MutexGuard<'_, Vec<Held>> {
+    h.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How much of a reservation a finished request used.
+#[derive(Clone, Copy, Debug)]
+pub enum Spent {
+    /// Refused at admission (by another rule or budget): everything goes back.
+    Refused,
+    /// Nothing reached a provider's answer (a failure, a provider error): tokens go back; the
+    /// request still counts against request limits.
+    Nothing,
+    /// The answer completed with this usage (and cost in USD, when priced).
+    Exactly(Usage, Option<f64>),
+    /// The answer started but did not complete: at least this, and never less than reserved.
+    AtLeast(Usage, Option<f64>),
+}
+
+/// One rule's reservation.
+struct HeldRule {
+    rule: usize,
+    bucket: String,
+    limits: Vec<Limit>,
+    reserved: u64,
+}
+
+/// One budget's reservation.
+struct HeldBudget {
+    budget: usize,
+    bucket: String,
+    spec: Budget,
+    window: Window,
+    reserved: u64,
+}
+
+/// The reservations of one admitted request, settled when its response ends.
+pub struct Held {
+    policy: Arc<RateLimits>,
+    which: Which,
+    rules: Vec<HeldRule>,
+    budgets: Vec<HeldBudget>,
+}
+
+/// A refused request: 429 (limit or budget) or 503 (FailClosed without a store).
+pub struct Refusal {
+    pub error: AiError,
+    pub retry_after: Option<Duration>,
+    /// Retrying soon cannot help.
+    pub final_: bool,
+    pub headers: RateHeaders,
+}
+
+impl Refusal {
+    pub fn response(&self, dialect: Dialect) -> Response<Body> {
+        let mut resp = self.error.response(dialect);
+        let h = resp.headers_mut();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_micros().div_ceil(1_000_000).max(1);
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs as u64));
+            let ms = wait.as_micros().div_ceil(1000).max(1);
+            h.insert(RETRY_AFTER_MS, HeaderValue::from(ms as u64));
+        }
+        if self.final_ {
+            h.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
+        }
+        self.headers.write(h);
+        resp
+    }
+}
+
+/// The outcome of [`RateLimiting::admit`].
+pub enum Admission {
+    Admitted(Held, RateHeaders),
+    Refused(Refusal),
+}
+
+/// Limits and budgets of the gateway process, kept across reloads.
+#[derive(Default)]
+pub struct RateLimiting {
+    pub stores: Arc<Stores>,
+    /// The tokenizer tables are loaded on the first configuration that counts tokens.
+    warmed: std::sync::atomic::AtomicBool,
+}
+
+/// What one store said for every rule and budget of a policy.
+struct Reserved {
+    rules: Vec<sluice_state::limits::Decision>,
+    budgets: Vec<sluice_state::limits::BudgetDecision>,
+}
+
+impl RateLimiting {
+    /// Loads the tokenizer in the background the first time a policy needs it (it costs ~70 MB
+    /// and a second of CPU, so gateways without token limits never pay).
+    pub fn prepare(&self, policies: &[Arc<RateLimits>]) {
+        use std::sync::atomic::Ordering;
+        if policies.iter().any(|p| p.counts_tokens()) && !self.warmed.swap(true, Ordering::AcqRel) {
+            tokio::task::spawn_blocking(sluice_llm::tokens::warm_up);
+        }
+    }
+
+    /// Reserves what the request may cost in every rule and budget of `policy`.
+    pub async fn admit(
+        &self,
+        metrics: &Arc<Metrics>,
+        policy: &Arc<RateLimits>,
+        facts: &Facts<'_>,
+        estimate: &Estimate,
+    ) -> Admission {
+        let now = SystemTime::now();
+        let names: Vec<String> = policy
+            .rules
+            .iter()
+            .map(|r| bucket::name(&owner(policy, &r.name), &r.bucket_by, facts))
+            .collect();
+        let budget_names: Vec<String> = policy
+            .budgets
+            .iter()
+            .map(|b| {
+                let mut n = bucket::name(&owner(policy, &b.name), &b.bucket_by, facts);
+                if matches!(b.amount, BudgetAmount::MicroUsd(_)) {
+                    n.push_str("|usd");
+                }
+                n
+            })
+            .collect();
+        let costs: Vec<u64> = policy
+            .rules
+            .iter()
+            .map(|r| {
+                r.cost
+                    .estimate(estimate.input, estimate.cap(r.default_max_tokens))
+            })
+            .collect();
+        // Budgets reserve with the largest cap any rule would assume (the default otherwise).
+        let cap = estimate.cap(
+            policy
+                .rules
+                .iter()
+                .map(|r| r.default_max_tokens)
+                .max()
+                .unwrap_or(sluice_config::ir::DEFAULT_MAX_TOKENS),
+        );
+        let amounts: Vec<u64> = policy
+            .budgets
+            .iter()
+            .map(|b| match b.amount {
+                BudgetAmount::Tokens(_) => estimate.input + cap,
+                BudgetAmount::MicroUsd(_) => estimate.micro_usd(cap),
+            })
+            .collect();
+
+        let mut which = if policy.shared {
+            Which::Shared
+        } else {
+            Which::Local
+        };
+        let reserved = loop {
+            let store = match self.stores.get(which) {
+                Some(s) => s,
+                None => match self.fallback(metrics, policy) {
+                    Some(w) => {
+                        which = w;
+                        continue;
+                    }
+                    None => return Admission::Refused(unavailable()),
+                },
+            };
+            let started = Instant::now();
+            let result =
+                reserve_all(&store, policy, &names, &costs, &budget_names, &amounts, now).await;
+            if which == Which::Shared {
+                observe_store(metrics, "reserve", started, result.is_err());
+            }
+            match result {
+                Ok(r) => break r,
+                Err((e, partial)) => {
+                    tracing::warn!(policy = %policy.name, error = %e, "rate-limit store failed");
+                    self.stores.trip();
+                    // Whatever did get reserved before the failure goes back.
+                    spawn_settle(store, partial, Spent::Refused, metrics.clone());
+                    match self.fallback(metrics, policy) {
+                        Some(w) => which = w,
+                        None => return Admission::Refused(unavailable()),
+                    }
+                }
+            }
+        };
+
+        let mut headers = RateHeaders::default();
+        let mut held = Held {
+            policy: policy.clone(),
+            which,
+            rules: Vec::with_capacity(policy.rules.len()),
+            budgets: Vec::new(),
+        };
+        let mut refusal: Option<Refusal> = None;
+        for (i, (rule, d)) in policy.rules.iter().zip(&reserved.rules).enumerate() {
+            headers.observe(rule.cost == Cost::Requests, &d.states);
+            let outcome = if d.admitted {
+                held.rules.push(HeldRule {
+                    rule: i,
+                    bucket: names[i].clone(),
+                    limits: limits_of(rule),
+                    reserved: costs[i],
+                });
+                metrics
+                    .rate_limits
+                    .tokens
+                    .get_or_create(&token_labels(policy, &rule.name, "reserved"))
+                    .inc_by(costs[i]);
+                "admitted"
+            } else if rule.shadow {
+                tracing::info!(policy = %policy.name, rule = %rule.name, "shadow rate limit exceeded; request let through");
+                "shadow_limited"
+            } else {
+                let worse = match &refusal {
+                    None => true,
+                    Some(r) => !r.final_ && (d.never || d.retry_after > r.retry_after),
+                };
+                if worse {
+                    refusal = Some(limit_refusal(rule, d, costs[i]));
+                }
+                "limited"
+            };
+            metrics
+                .rate_limits
+                .decisions
+                .get_or_create(&decision_labels(policy, &rule.name, outcome))
+                .inc();
+        }
+        for (i, (budget, d)) in policy.budgets.iter().zip(&reserved.budgets).enumerate() {
+            let outcome = if d.admitted {
+                held.budgets.push(HeldBudget {
+                    budget: i,
+                    bucket: budget_names[i].clone(),
+                    spec: budget_spec(budget),
+                    window: d.window.clone(),
+                    reserved: amounts[i],
+                });
+                "admitted"
+            } else if budget.shadow {
+                tracing::info!(policy = %policy.name, budget = %budget.name, "shadow budget exceeded; request let through");
+                "shadow_limited"
+            } else {
+                if refusal.as_ref().is_none_or(|r| !r.final_) {
+                    refusal = Some(budget_refusal(budget, d, now));
+                }
+                "limited"
+            };
+            metrics
+                .rate_limits
+                .decisions
+                .get_or_create(&decision_labels(policy, &budget.name, outcome))
+                .inc();
+        }
+        match refusal {
+            None => Admission::Admitted(held, headers),
+            Some(mut r) => {
+                r.headers = headers;
+                self.settle(held, Spent::Refused, metrics);
+                Admission::Refused(r)
+            }
+        }
+    }
+
+    /// The store to use when the shared one cannot be: the local one (FailOpen, counted and
+    /// logged) or none (FailClosed).
+    fn fallback(&self, metrics: &Metrics, policy: &RateLimits) -> Option<Which> {
+        let mode = if policy.fail_open {
+            "fail_open"
+        } else {
+            "fail_closed"
+        };
+        metrics
+            .rate_limits
+            .fallbacks
+            .get_or_create(&RateLimitLabels {
+                policy: Label(policy.name.clone()),
+                rule: Label::none(),
+                outcome: mode,
+            })
+            .inc();
+        tracing::debug!(policy = %policy.name, mode, "rate-limit store unavailable");
+        policy.fail_open.then_some(Which::Local)
+    }
+
+    /// Settles `held` in the background with what the request used.
+    pub fn settle(&self, held: Held, spent: Spent, metrics: &Arc<Metrics>) {
+        let store = match held.which {
+            Which::Local => self.stores.local().clone(),
+            // Settled even while the breaker rests: a refund that fails is logged, and what
+            // stays charged refills on its own.
+            Which::Shared => match self.stores.shared_raw() {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        spawn_settle(store, held, spent, metrics.clone());
+    }
+}
+
+fn unavailable() -> Refusal {
+    Refusal {
+        error: AiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limit_store_unavailable",
+            "the rate-limit store is unavailable and the policy fails closed; try again shortly",
+        ),
+        retry_after: Some(stores::REST),
+        final_: false,
+        headers: RateHeaders::default(),
+    }
+}
+
+fn owner(policy: &RateLimits, name: &str) -> String {
+    format!("{}/{name}", policy.name)
+}
+
+fn limits_of(rule: &sluice_config::ir::RateRule) -> Vec<Limit> {
+    rule.limits
+        .iter()
+        .map(|(amount, period)| Limit::new(*amount, *period))
+        .collect()
+}
+
+fn budget_spec(b: &sluice_config::ir::BudgetRule) -> Budget {
+    Budget {
+        limit: match b.amount {
+            BudgetAmount::Tokens(t) => t,
+            BudgetAmount::MicroUsd(u) => u,
+        },
+        period: match b.period {
+            BudgetPeriod::Day => Period::Day,
+            BudgetPeriod::Month => Period::Month,
+        },
+    }
+}
+
+/// Reserves every rule and budget in `store`, concurrently (one round trip to Redis: the
+/// connection pipelines them). On a store error, returns what had been reserved so it can be
+/// given back.
+async fn reserve_all(
+    store: &Limiter,
+    policy: &Arc<RateLimits>,
+    names: &[String],
+    costs: &[u64],
+    budget_names: &[String],
+    amounts: &[u64],
+    now: SystemTime,
+) -> Result<Reserved, (StoreError, Held)> {
+    let limits: Vec<Vec<Limit>> = policy.rules.iter().map(limits_of).collect();
+    let specs: Vec<Budget> = policy.budgets.iter().map(budget_spec).collect();
+    let rules = join_all(
+        names
+            .iter()
+            .zip(&limits)
+            .zip(costs)
+            .map(|((n, l), c)| store.reserve(n, l, *c, now)),
+    );
+    let budgets = join_all(
+        budget_names
+            .iter()
+            .zip(&specs)
+            .zip(amounts)
+            .map(|((n, b), a)| store.reserve_budget(n, b, *a, now)),
+    );
+    let (rules, budgets) = futures_util::future::join(rules, budgets).await;
+    let failed = rules
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .chain(budgets.iter().filter_map(|b| b.as_ref().err()))
+        .next()
+        .cloned();
+    if let Some(e) = failed {
+        let mut partial = Held {
+            policy: policy.clone(),
+            which: Which::Shared,
+            rules: Vec::new(),
+            budgets: Vec::new(),
+        };
+        for (i, r) in rules.iter().enumerate() {
+            if matches!(r, Ok(d) if d.admitted) {
+                partial.rules.push(HeldRule {
+                    rule: i,
+                    bucket: names[i].clone(),
+                    limits: limits[i].clone(),
+                    reserved: costs[i],
+                });
+            }
+        }
+        for (i, b) in budgets.iter().enumerate() {
+            if let Ok(d) = b {
+                if d.admitted {
+                    partial.budgets.push(HeldBudget {
+                        budget: i,
+                        bucket: budget_names[i].clone(),
+                        spec: specs[i],
+                        window: d.window.clone(),
+                        reserved: amounts[i],
+                    });
+                }
+            }
+        }
+        return Err((e, partial));
+    }
+    Ok(Reserved {
+        rules: rules.into_iter().flatten().collect(),
+        budgets: budgets.into_iter().flatten().collect(),
+    })
+}
+
+fn limit_refusal(
+    rule: &sluice_config::ir::RateRule,
+    d: &sluice_state::limits::Decision,
+    cost: u64,
+) -> Refusal {
+    let unit = match rule.cost {
+        Cost::Requests => "requests",
+        Cost::Tokens(_) => "tokens",
+    };
+    let binding = d.states.iter().min_by_key(|s| s.remaining).map(|s| s.limit);
+    let limit = binding.map_or_else(String::new, |l| {
+        format!(
+            " per {}: limit {}",
+            headers::format_reset(l.period),
+            l.amount
+        )
+    });
+    let message = if d.never {
+        format!("Request too large for rate limit `{}` on {unit}{limit}, requested {cost}. It can never fit; reduce the input or the output cap (max_tokens).", rule.name)
+    } else {
+        let remaining = d.states.iter().map(|s| s.remaining).min().unwrap_or(0);
+        let wait = d.retry_after.map_or_else(String::new, |w| {
+            format!(" Please try again in {}.", headers::format_reset(w))
+        });
+        format!(
+            "Rate limit `{}` reached on {unit}{limit}, remaining {remaining}, requested {cost}.{wait}",
+            rule.name
+        )
+    };
+    Refusal {
+        error: AiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            message,
+        ),
+        retry_after: d.retry_after,
+        final_: d.never,
+        headers: RateHeaders::default(),
+    }
+}
+
+fn budget_refusal(
+    b: &sluice_config::ir::BudgetRule,
+    d: &sluice_state::limits::BudgetDecision,
+    now: SystemTime,
+) -> Refusal {
+    let (spent, limit) = match b.amount {
+        BudgetAmount::Tokens(t) => (format!("{} tokens", d.spent), format!("{t} tokens")),
+        BudgetAmount::MicroUsd(u) => (
+            format!("${:.2}", d.spent as f64 / 1e6),
+            format!("${:.2}", u as f64 / 1e6),
+        ),
+    };
+    let period = match b.period {
+        BudgetPeriod::Day => "day (UTC)",
+        BudgetPeriod::Month => "month (UTC)",
+    };
+    let reset = d.resets_at.duration_since(now).unwrap_or_default();
+    Refusal {
+        error: AiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            format!(
+                "Budget `{}` exhausted: {spent} of {limit} spent this {period}; it resets at {}.",
+                b.name,
+                sluice_policy::time::format_rfc3339(
+                    d.resets_at
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                )
+            ),
+        ),
+        retry_after: Some(reset),
+        final_: true,
+        headers: RateHeaders::default(),
+    }
+}
+
+fn decision_labels(policy: &RateLimits, rule: &Arc<str>, outcome: &'static str) -> RateLimitLabels {
+    RateLimitLabels {
+        policy: Label(policy.name.clone()),
+        rule: Label(rule.clone()),
+        outcome,
+    }
+}
+
+fn token_labels(policy: &RateLimits, rule: &Arc<str>, kind: &'static str) -> RateLimitLabels {
+    decision_labels(policy, rule, kind)
+}
+
+fn observe_store(metrics: &Metrics, op: &'static str, started: Instant, failed: bool) {
+    let labels = StoreLabels { op };
+    metrics
+        .rate_limits
+        .store_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    if failed {
+        metrics
+            .rate_limits
+            .store_errors
+            .get_or_create(&labels)
+            .inc();
+    }
+}
+
+/// Applies the difference between what was used and what was reserved, in the background.
+fn spawn_settle(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<Metrics>) {
+    if held.rules.is_empty() && held.budgets.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let now = SystemTime::now();
+        let policy = &held.policy;
+        let started = Instant::now();
+        let mut failed = false;
+        let rule_deltas: Vec<i64> = held
+            .rules
+            .iter()
+            .map(|h| {
+                let rule = &policy.rules[h.rule];
+                let actual = match spent {
+                    Spent::Refused => 0,
+                    // Requests are counted when admitted, whatever comes of them.
+                    _ if rule.cost == Cost::Requests => h.reserved,
+                    Spent::Nothing => 0,
+                    Spent::Exactly(u, _) => rule.cost.actual(&u),
+                    Spent::AtLeast(u, _) => rule.cost.actual(&u).max(h.reserved),
+                };
+                let delta = actual as i64 - h.reserved as i64;
+                let (kind, n) = if delta < 0 {
+                    ("refunded", delta.unsigned_abs())
+                } else {
+                    ("overrun", delta as u64)
+                };
+                metrics
+                    .rate_limits
+                    .tokens
+                    .get_or_create(&token_labels(policy, &rule.name, "settled"))
+                    .inc_by(actual);
+                if n > 0 {
+                    metrics
+                        .rate_limits
+                        .tokens
+                        .get_or_create(&token_labels(policy, &rule.name, kind))
+                        .inc_by(n);
+                }
+                delta
+            })
+            .collect();
+        let budget_deltas: Vec<i64> = held
+            .budgets
+            .iter()
+            .map(|h| {
+                let b = &policy.budgets[h.budget];
+                let actual = |u: &Usage, usd: Option<f64>| match b.amount {
+                    BudgetAmount::Tokens(_) => u.input + u.output,
+                    BudgetAmount::MicroUsd(_) => usd.map_or(0, micro_usd),
+                };
+                let actual = match spent {
+                    Spent::Refused | Spent::Nothing => 0,
+                    Spent::Exactly(u, usd) => actual(&u, usd),
+                    Spent::AtLeast(u, usd) => actual(&u, usd).max(h.reserved),
+                };
+                actual as i64 - h.reserved as i64
+            })
+            .collect();
+        let rules = join_all(
+            held.rules
+                .iter()
+                .zip(&rule_deltas)
+                .filter(|(_, d)| **d != 0)
+                .map(|(h, d)| store.settle(&h.bucket, &h.limits, *d, now)),
+        );
+        let budgets = join_all(
+            held.budgets
+                .iter()
+                .zip(&budget_deltas)
+                .filter(|(_, d)| **d != 0)
+                .map(|(h, d)| store.settle_budget(&h.bucket, &h.spec, &h.window, *d)),
+        );
+        let (rules, budgets) = futures_util::future::join(rules, budgets).await;
+        for e in rules
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .chain(budgets.iter().filter_map(|r| r.as_ref().err()))
+        {
+            failed = true;
+            tracing::warn!(policy = %policy.name, error = %e, "rate-limit settlement failed; the reservation stays charged");
+        }
+        if held.which == Which::Shared {
+            observe_store(&metrics, "settle", started, failed);
+        }
+    });
+}

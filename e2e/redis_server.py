@@ -19,10 +19,15 @@ class RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server not found: install the Debian package redis-server")
+        self.exe = exe
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="sluice-redis-")
+        self.start()
+
+    def start(self) -> None:
+        """Starts the server on its port (again, after ``kill``: empty, nothing is persisted)."""
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir.name],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -47,6 +52,12 @@ class RedisServer:
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def kill(self) -> None:
+        """Stops the server abruptly, keeping its port and directory for ``start``."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -14,7 +14,7 @@ use sluice_state::limits::Limiter;
 use sluice_state::redis::{RedisConn, RedisSettings};
 
 /// How long the shared store is skipped after a failure.
-pub const REST: Duration = Duration::from_millis(250);
+pub const REST: Duration = Duration::from_millis(100);
 
 /// A Redis call for a limit answers within this, or counts as a failure: admission waits on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);

@@ -114,3 +114,42 @@ fn mistakes_are_named() {
         );
     }
 }
+
+#[test]
+fn a_policy_on_an_ai_backend_attaches_to_that_backend_only() {
+    let text = format!(
+        "{BASE}\n---\n{}\n---\n{}\n---\n{}",
+        "apiVersion: sluice.dev/v1alpha1\nkind: AIBackend\nmetadata: {name: quota, namespace: ns}\nspec: {provider: {type: Mock}}",
+        "apiVersion: sluice.dev/v1alpha1\nkind: AIBackend\nmetadata: {name: free, namespace: ns}\nspec: {provider: {type: Mock}}",
+        "apiVersion: sluice.dev/v1alpha1\nkind: TokenRateLimitPolicy\nmetadata: {name: tpm, namespace: ns}\nspec:\n  targetRefs: [{group: sluice.dev, kind: AIBackend, name: quota}]\n  rules: [{name: tpm, cost: {tokens: Total}, limits: [{amount: 30000, period: 1m}]}]\n",
+    );
+    let (set, diags) = sluice_config::load::load_str("limits.yaml", &text);
+    let snapshot = sluice_config::compile(&set, diags, &sluice_config::CompileOptions::default())
+        .expect("compiles");
+    let by_name = |n: &str| {
+        snapshot
+            .ai_backends
+            .iter()
+            .find(|b| &*b.name == n)
+            .expect("backend")
+            .rate_limits
+            .clone()
+    };
+    assert_eq!(&*by_name("ns/quota").expect("attached").name, "ns/tpm");
+    assert!(by_name("ns/free").is_none());
+    assert!(snapshot.sockets[0].listeners[0].rate_limits.is_none());
+    assert_eq!(snapshot.rate_limit_policies().len(), 1);
+
+    // Other kinds are named as mistakes.
+    let wrong = "apiVersion: sluice.dev/v1alpha1\nkind: TokenRateLimitPolicy\nmetadata: {name: p, namespace: ns}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Service, name: x}]\n  rules: [{name: r, cost: {requests: {}}, limits: [{amount: 5, period: 1m}]}]\n";
+    let (errors, _) = common::diagnose_in("limits.yaml", BASE, wrong);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let e = &errors[0];
+    assert!(e.contains("spec.targetRefs[0].kind"), "{e}");
+    assert!(
+        e.contains(
+            "targets a gateway.networking.k8s.io Gateway or HTTPRoute, or a sluice.dev AIBackend"
+        ),
+        "{e}"
+    );
+}

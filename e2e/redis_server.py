@@ -53,6 +53,21 @@ class RedisServer:
         except OSError:
             return False
 
+    def command(self, *args: str) -> bytes:
+        """One command over a fresh connection; the raw reply (enough for INFO and simple replies)."""
+        payload = f"*{len(args)}\r\n".encode() + b"".join(
+            f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(payload)
+            reply = s.recv(65536)
+            if reply.startswith(b"$"):  # a bulk string: read to its announced length
+                header, _, rest = reply.partition(b"\r\n")
+                size = int(header[1:])
+                while len(rest) < size:
+                    rest += s.recv(65536)
+                return rest[:size]
+            return reply
+
     def kill(self) -> None:
         """Stops the server abruptly, keeping its port and directory for ``start``."""
         if self.proc.poll() is None:

@@ -4,6 +4,7 @@ when Redis goes away (FailOpen and FailClosed) and comes back.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -84,6 +85,14 @@ def test_three_replicas_enforce_one_global_token_limit_within_5_percent():
             assert all(u > 0 for u in used), used
             assert all(r > 0 for r in refused), refused
             assert limit * 0.95 <= total <= limit * 1.05, (total, used)
+            # One round trip to reserve and one to settle: one script call each per request (the
+            # policy has one rule), settlements skipped when the estimate was exact.
+            stats = redis.command("INFO", "commandstats").decode()
+            calls = {m.group(1): int(m.group(2)) for m in re.finditer(r"cmdstat_(\w+):calls=(\d+)", stats)}
+            requests = sum(
+                metric(g, "sluice_ratelimit_decisions_total", rule="global") for g in gws)
+            script_calls = calls.get("evalsha", 0) + calls.get("eval", 0)
+            assert requests < script_calls <= 2 * requests, (script_calls, requests, calls)
             for g in gws:
                 assert metric(g, "sluice_ratelimit_store_errors_total") == 0
                 assert metric(g, "sluice_ratelimit_store_duration_seconds_count", op="reserve") > 0

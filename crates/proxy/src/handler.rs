@@ -719,7 +719,7 @@ impl Proxy {
             conn.request_done();
             let held = std::mem::take(&mut *lock_held(&x.held));
             if !held.is_empty() {
-                proxy.settle_later(held, x.ai.clone(), status);
+                proxy.settle_held(held, x.ai.clone(), status, complete);
             }
             let duration = x.started.elapsed();
             let ai = x.ai.as_ref().map(|t| {
@@ -787,15 +787,19 @@ impl Proxy {
 }
 
 impl Proxy {
-    /// Settles the rate-limit reservations of a finished exchange. Runs as a task: when the
-    /// client leaves mid-stream, the stream records its last usage as it is dropped, which is
-    /// after this exchange's end is reported.
-    fn settle_later(self: &Arc<Self>, held: Vec<Held>, tally: Option<SharedTally>, status: u16) {
-        let proxy = self.clone();
-        tokio::spawn(async move {
-            let success = (200..300).contains(&status);
+    /// Settles the rate-limit reservations of a finished exchange. A response that did not
+    /// complete is settled from a task: when the client leaves mid-stream, the stream records
+    /// its last usage as it is dropped, which is after this exchange's end is reported.
+    fn settle_held(
+        self: &Arc<Self>,
+        held: Vec<Held>,
+        tally: Option<SharedTally>,
+        status: u16,
+        complete: bool,
+    ) {
+        let settle = move |proxy: &Proxy| {
             let spent = match &tally {
-                _ if !success => Spent::Nothing,
+                _ if !(200..300).contains(&status) => Spent::Nothing,
                 None => Spent::Exactly(sluice_llm::Usage::default(), None),
                 Some(t) => {
                     let t = lock(t);
@@ -809,7 +813,13 @@ impl Proxy {
             for h in held {
                 proxy.limits.settle(h, spent, &proxy.metrics);
             }
-        });
+        };
+        if complete {
+            settle(self);
+        } else {
+            let proxy = self.clone();
+            tokio::spawn(async move { settle(&proxy) });
+        }
     }
 }
 

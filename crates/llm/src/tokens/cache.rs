@@ -1,9 +1,10 @@
-//! Counts of long texts, remembered.
+//! Counts of texts, remembered.
 //!
 //! A conversation resends its whole history with every turn, so most of the text in a long
-//! request was counted on the previous turn. Encoding costs ~25–90 µs per KB; hashing the text
-//! to find its count again costs ~1 µs per KB. So texts of [`MIN_LEN`] bytes and more are looked
-//! up by a keyed hash of their bytes before they are encoded.
+//! request was counted on the previous turn, and system prompts repeat across requests. Encoding
+//! costs ~25–90 µs per KB plus ~1 µs per text however short (the pre-tokenizer regex); hashing the
+//! text to find its count again costs ~1 µs per KB and a few nanoseconds per text. So texts of
+//! [`MIN_LEN`] bytes and more are looked up by a keyed hash of their bytes before they are encoded.
 //!
 //! The hash is SipHash with a per-process random key (`RandomState`), so a client cannot craft a
 //! text that collides with another client's to borrow its count; an accidental 64-bit collision
@@ -15,7 +16,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 /// Shorter texts are counted in about the time a lookup takes; not worth an entry.
-pub(super) const MIN_LEN: usize = 1024;
+pub(super) const MIN_LEN: usize = 16;
 
 const SHARDS: usize = 16;
 const PER_SHARD: usize = 1024;

@@ -266,7 +266,7 @@ impl RateLimiting {
                     tracing::warn!(policy = %policy.name, error = %e, "rate-limit store failed");
                     self.stores.trip();
                     // Whatever did get reserved before the failure goes back.
-                    spawn_settle(store, partial, Spent::Refused, metrics.clone());
+                    apply_settlement(store, partial, Spent::Refused, metrics.clone());
                     match self.fallback(metrics, policy) {
                         Some(w) => which = w,
                         None => return Admission::Refused(unavailable()),
@@ -373,7 +373,7 @@ impl RateLimiting {
         policy.fail_open.then_some(Which::Local)
     }
 
-    /// Settles `held` in the background with what the request used.
+    /// Settles `held` with what the request used (in Redis: in the background).
     pub fn settle(&self, held: Held, spent: Spent, metrics: &Arc<Metrics>) {
         let store = match held.which {
             Which::Local => self.stores.local().clone(),
@@ -384,7 +384,7 @@ impl RateLimiting {
                 None => return,
             },
         };
-        spawn_settle(store, held, spent, metrics.clone());
+        apply_settlement(store, held, spent, metrics.clone());
     }
 }
 
@@ -604,67 +604,83 @@ fn observe_store(metrics: &Metrics, op: &'static str, started: Instant, failed: 
     }
 }
 
-/// Applies the difference between what was used and what was reserved, in the background.
-fn spawn_settle(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<Metrics>) {
+/// What each rule and budget of a reservation is charged beyond (or refunded below) what was
+/// reserved; counts the tokens settled, refunded and overrun.
+fn deltas(held: &Held, spent: Spent, metrics: &Metrics) -> (Vec<i64>, Vec<i64>) {
+    let policy = &held.policy;
+    let rules = held
+        .rules
+        .iter()
+        .map(|h| {
+            let rule = &policy.rules[h.rule];
+            let actual = match spent {
+                Spent::Refused => 0,
+                // Requests are counted when admitted, whatever comes of them.
+                _ if rule.cost == Cost::Requests => h.reserved,
+                Spent::Nothing => 0,
+                Spent::Exactly(u, _) => rule.cost.actual(&u),
+                Spent::AtLeast(u, _) => rule.cost.actual(&u).max(h.reserved),
+            };
+            let delta = i64::try_from(actual).unwrap_or(i64::MAX)
+                - i64::try_from(h.reserved).unwrap_or(i64::MAX);
+            let tokens = &metrics.rate_limits.tokens;
+            tokens
+                .get_or_create(&token_labels(policy, &rule.name, "settled"))
+                .inc_by(actual);
+            if delta != 0 {
+                let kind = if delta < 0 { "refunded" } else { "overrun" };
+                tokens
+                    .get_or_create(&token_labels(policy, &rule.name, kind))
+                    .inc_by(delta.unsigned_abs());
+            }
+            delta
+        })
+        .collect();
+    let budgets = held
+        .budgets
+        .iter()
+        .map(|h| {
+            let b = &policy.budgets[h.budget];
+            let actual = |u: &Usage, usd: Option<f64>| match b.amount {
+                BudgetAmount::Tokens(_) => u.input + u.output,
+                BudgetAmount::MicroUsd(_) => usd.map_or(0, micro_usd),
+            };
+            let actual = match spent {
+                Spent::Refused | Spent::Nothing => 0,
+                Spent::Exactly(u, usd) => actual(&u, usd),
+                Spent::AtLeast(u, usd) => actual(&u, usd).max(h.reserved),
+            };
+            i64::try_from(actual).unwrap_or(i64::MAX) - i64::try_from(h.reserved).unwrap_or(i64::MAX)
+        })
+        .collect();
+    (rules, budgets)
+}
+
+/// Applies what a request used to its reservations: at once in memory (a few integer steps under
+/// a lock), in a background task for Redis.
+fn apply_settlement(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<Metrics>) {
     if held.rules.is_empty() && held.budgets.is_empty() {
         return;
     }
+    let (rule_deltas, budget_deltas) = deltas(&held, spent, &metrics);
+    let now = SystemTime::now();
+    if let Limiter::Memory(memory) = &*store {
+        let rules = held.rules.iter().zip(&rule_deltas).filter(|(_, d)| **d != 0);
+        for (h, d) in rules {
+            if let Err(e) = memory.settle(&h.bucket, &h.limits, *d, now) {
+                tracing::warn!(policy = %held.policy.name, error = %e, "rate-limit settlement failed");
+            }
+        }
+        let budgets = held.budgets.iter().zip(&budget_deltas).filter(|(_, d)| **d != 0);
+        for (h, d) in budgets {
+            if let Err(e) = memory.settle_budget(&h.bucket, &h.spec, &h.window, *d) {
+                tracing::warn!(policy = %held.policy.name, error = %e, "budget settlement failed");
+            }
+        }
+        return;
+    }
     tokio::spawn(async move {
-        let now = SystemTime::now();
-        let policy = &held.policy;
         let started = Instant::now();
-        let mut failed = false;
-        let rule_deltas: Vec<i64> = held
-            .rules
-            .iter()
-            .map(|h| {
-                let rule = &policy.rules[h.rule];
-                let actual = match spent {
-                    Spent::Refused => 0,
-                    // Requests are counted when admitted, whatever comes of them.
-                    _ if rule.cost == Cost::Requests => h.reserved,
-                    Spent::Nothing => 0,
-                    Spent::Exactly(u, _) => rule.cost.actual(&u),
-                    Spent::AtLeast(u, _) => rule.cost.actual(&u).max(h.reserved),
-                };
-                let delta = actual as i64 - h.reserved as i64;
-                let (kind, n) = if delta < 0 {
-                    ("refunded", delta.unsigned_abs())
-                } else {
-                    ("overrun", delta as u64)
-                };
-                metrics
-                    .rate_limits
-                    .tokens
-                    .get_or_create(&token_labels(policy, &rule.name, "settled"))
-                    .inc_by(actual);
-                if n > 0 {
-                    metrics
-                        .rate_limits
-                        .tokens
-                        .get_or_create(&token_labels(policy, &rule.name, kind))
-                        .inc_by(n);
-                }
-                delta
-            })
-            .collect();
-        let budget_deltas: Vec<i64> = held
-            .budgets
-            .iter()
-            .map(|h| {
-                let b = &policy.budgets[h.budget];
-                let actual = |u: &Usage, usd: Option<f64>| match b.amount {
-                    BudgetAmount::Tokens(_) => u.input + u.output,
-                    BudgetAmount::MicroUsd(_) => usd.map_or(0, micro_usd),
-                };
-                let actual = match spent {
-                    Spent::Refused | Spent::Nothing => 0,
-                    Spent::Exactly(u, usd) => actual(&u, usd),
-                    Spent::AtLeast(u, usd) => actual(&u, usd).max(h.reserved),
-                };
-                actual as i64 - h.reserved as i64
-            })
-            .collect();
         let rules = join_all(
             held.rules
                 .iter()
@@ -680,16 +696,15 @@ fn spawn_settle(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<Metr
                 .map(|(h, d)| store.settle_budget(&h.bucket, &h.spec, &h.window, *d)),
         );
         let (rules, budgets) = futures_util::future::join(rules, budgets).await;
+        let mut failed = false;
         for e in rules
             .iter()
             .filter_map(|r| r.as_ref().err())
             .chain(budgets.iter().filter_map(|r| r.as_ref().err()))
         {
             failed = true;
-            tracing::warn!(policy = %policy.name, error = %e, "rate-limit settlement failed; the reservation stays charged");
+            tracing::warn!(policy = %held.policy.name, error = %e, "rate-limit settlement failed; the reservation stays charged");
         }
-        if held.which == Which::Shared {
-            observe_store(&metrics, "settle", started, failed);
-        }
+        observe_store(&metrics, "settle", started, failed);
     });
 }

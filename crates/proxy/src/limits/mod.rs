@@ -650,7 +650,8 @@ fn deltas(held: &Held, spent: Spent, metrics: &Metrics) -> (Vec<i64>, Vec<i64>) 
                 Spent::Exactly(u, usd) => actual(&u, usd),
                 Spent::AtLeast(u, usd) => actual(&u, usd).max(h.reserved),
             };
-            i64::try_from(actual).unwrap_or(i64::MAX) - i64::try_from(h.reserved).unwrap_or(i64::MAX)
+            i64::try_from(actual).unwrap_or(i64::MAX)
+                - i64::try_from(h.reserved).unwrap_or(i64::MAX)
         })
         .collect();
     (rules, budgets)
@@ -665,13 +666,21 @@ fn apply_settlement(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<
     let (rule_deltas, budget_deltas) = deltas(&held, spent, &metrics);
     let now = SystemTime::now();
     if let Limiter::Memory(memory) = &*store {
-        let rules = held.rules.iter().zip(&rule_deltas).filter(|(_, d)| **d != 0);
+        let rules = held
+            .rules
+            .iter()
+            .zip(&rule_deltas)
+            .filter(|(_, d)| **d != 0);
         for (h, d) in rules {
             if let Err(e) = memory.settle(&h.bucket, &h.limits, *d, now) {
                 tracing::warn!(policy = %held.policy.name, error = %e, "rate-limit settlement failed");
             }
         }
-        let budgets = held.budgets.iter().zip(&budget_deltas).filter(|(_, d)| **d != 0);
+        let budgets = held
+            .budgets
+            .iter()
+            .zip(&budget_deltas)
+            .filter(|(_, d)| **d != 0);
         for (h, d) in budgets {
             if let Err(e) = memory.settle_budget(&h.bucket, &h.spec, &h.window, *d) {
                 tracing::warn!(policy = %held.policy.name, error = %e, "budget settlement failed");

@@ -2,7 +2,6 @@
 //! Key texts from Secrets become digests here and go no further; JWKS files and inline sets
 //! are parsed; CEL conditions are compiled, so every mistake is a configuration error.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,14 +18,13 @@ use sluice_policy::expr::Expression;
 
 use super::backends::secret_data;
 use super::index::Index;
+use super::targets::{PolicyKind, PolicyTargets};
 use crate::duration::parse_duration;
 use crate::error::Diagnostics;
 use crate::objects::access::{
     AccessPolicySpec, ApiKeysSpec, IdentityHeadersSpec, JwtProviderSpec, MtlsSpec, RuleSpec,
 };
-use crate::objects::{Object, GATEWAY_GROUP};
-
-type Key = (String, String);
+use crate::objects::Object;
 
 const DEFAULT_ALGORITHMS: &[Algorithm] = &[Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 const DEFAULT_SKEW: Duration = Duration::from_secs(60);
@@ -41,25 +39,13 @@ const OPERATIONS: &[&str] = &[
 ];
 
 /// Every AccessPolicy of a configuration, by what it targets.
-#[derive(Default)]
-pub(crate) struct AccessCatalog {
-    gateways: HashMap<Key, Arc<AccessPolicy>>,
-    routes: HashMap<Key, Arc<AccessPolicy>>,
-}
+pub(crate) type AccessCatalog = PolicyTargets<AccessPolicy>;
 
-impl AccessCatalog {
-    pub fn gateway(&self, ns: &str, name: &str) -> Option<Arc<AccessPolicy>> {
-        self.gateways
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-    }
-
-    pub fn route(&self, ns: &str, name: &str) -> Option<Arc<AccessPolicy>> {
-        self.routes
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-    }
-}
+const KIND: PolicyKind = PolicyKind {
+    named: "an AccessPolicy",
+    idle: "protects nothing",
+    ai_backends: false,
+};
 
 pub(crate) fn build(idx: &Index<'_>, diags: &mut Diagnostics) -> AccessCatalog {
     let mut cat = AccessCatalog::default();
@@ -69,69 +55,16 @@ pub(crate) fn build(idx: &Index<'_>, diags: &mut Diagnostics) -> AccessCatalog {
         if diags.errors.len() != errors_before {
             continue;
         }
-        let compiled = Arc::new(compiled);
-        attach(idx, p, &compiled, &mut cat, diags);
+        cat.attach(
+            idx,
+            p,
+            &p.spec.target_refs,
+            &Arc::new(compiled),
+            &KIND,
+            diags,
+        );
     }
     cat
-}
-
-fn attach(
-    idx: &Index<'_>,
-    p: &Object<AccessPolicySpec>,
-    compiled: &Arc<AccessPolicy>,
-    cat: &mut AccessCatalog,
-    diags: &mut Diagnostics,
-) {
-    if p.spec.target_refs.is_empty() {
-        diags.error(p.error("spec.targetRefs", "at least one target is required"));
-    }
-    for (i, t) in p.spec.target_refs.iter().enumerate() {
-        let field = format!("spec.targetRefs[{i}]");
-        let key = (p.namespace().to_string(), t.name.clone());
-        let (map, exists) = match (t.group.as_str(), t.kind.as_str()) {
-            (GATEWAY_GROUP, "Gateway") => (
-                &mut cat.gateways,
-                idx.set
-                    .gateways
-                    .iter()
-                    .any(|g| g.namespace() == key.0 && g.name() == key.1),
-            ),
-            (GATEWAY_GROUP, "HTTPRoute") => (
-                &mut cat.routes,
-                idx.set
-                    .http_routes
-                    .iter()
-                    .any(|r| r.namespace() == key.0 && r.name() == key.1),
-            ),
-            (g, k) => {
-                diags.error(p.error(
-                    format!("{field}.kind"),
-                    format!("an AccessPolicy targets a {GATEWAY_GROUP} Gateway or HTTPRoute, not {g}/{k}"),
-                ));
-                continue;
-            }
-        };
-        if !exists {
-            // Not an error: routes and gateways may arrive in a later file or reload. But an
-            // author who mistyped a name must hear about it, since nothing is protected.
-            diags.warn(p.error(
-                &field,
-                format!(
-                    "{} {}/{} not found; the policy protects nothing",
-                    t.kind, key.0, key.1
-                ),
-            ));
-        }
-        if map.insert(key.clone(), compiled.clone()).is_some() {
-            diags.error(p.error(
-                &field,
-                format!(
-                    "{} {}/{} already has an AccessPolicy; merge them into one",
-                    t.kind, key.0, key.1
-                ),
-            ));
-        }
-    }
 }
 
 fn policy(idx: &Index<'_>, p: &Object<AccessPolicySpec>, diags: &mut Diagnostics) -> AccessPolicy {

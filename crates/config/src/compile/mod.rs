@@ -13,6 +13,7 @@ mod index;
 mod ratelimit;
 mod redact;
 mod routes;
+mod targets;
 mod tls;
 
 use std::net::IpAddr;

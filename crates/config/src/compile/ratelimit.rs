@@ -1,53 +1,32 @@
 //! `TokenRateLimitPolicy` objects to compiled [`RateLimits`], gathered per Gateway and per
 //! HTTPRoute (a route's replaces its Gateway's).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::index::Index;
+use super::targets::{PolicyKind, PolicyTargets};
 use crate::duration::parse_duration;
 use crate::error::Diagnostics;
 use crate::ir::{
     BucketKey, BudgetAmount, BudgetPeriod, BudgetRule, Cost, RateLimits, RateRule, Weights,
     DEFAULT_MAX_TOKENS,
 };
-use crate::objects::ai::SLUICE_GROUP;
 use crate::objects::ratelimit::{
     BucketPart, BudgetSpec, CostSpec, RateRuleSpec, TokenRateLimitPolicySpec,
 };
-use crate::objects::{Object, GATEWAY_GROUP};
-
-type Key = (String, String);
+use crate::objects::Object;
 
 const MAX_LIMITS: usize = 8;
 
-#[derive(Default)]
-pub(crate) struct RateLimitCatalog {
-    gateways: HashMap<Key, Arc<RateLimits>>,
-    routes: HashMap<Key, Arc<RateLimits>>,
-    backends: HashMap<Key, Arc<RateLimits>>,
-}
+/// Every TokenRateLimitPolicy of a configuration, by what it targets.
+pub(crate) type RateLimitCatalog = PolicyTargets<RateLimits>;
 
-impl RateLimitCatalog {
-    pub fn gateway(&self, ns: &str, name: &str) -> Option<Arc<RateLimits>> {
-        self.gateways
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-    }
-
-    pub fn route(&self, ns: &str, name: &str) -> Option<Arc<RateLimits>> {
-        self.routes
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-    }
-
-    pub fn backend(&self, ns: &str, name: &str) -> Option<Arc<RateLimits>> {
-        self.backends
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
-    }
-}
+const KIND: PolicyKind = PolicyKind {
+    named: "a TokenRateLimitPolicy",
+    idle: "limits nothing",
+    ai_backends: true,
+};
 
 pub(crate) fn build(idx: &Index<'_>, diags: &mut Diagnostics) -> RateLimitCatalog {
     let mut cat = RateLimitCatalog::default();
@@ -57,62 +36,14 @@ pub(crate) fn build(idx: &Index<'_>, diags: &mut Diagnostics) -> RateLimitCatalo
         if diags.errors.len() != before {
             continue;
         }
-        let compiled = Arc::new(compiled);
-        if p.spec.target_refs.is_empty() {
-            diags.error(p.error("spec.targetRefs", "at least one target is required"));
-        }
-        for (i, t) in p.spec.target_refs.iter().enumerate() {
-            let field = format!("spec.targetRefs[{i}]");
-            let key = (p.namespace().to_string(), t.name.clone());
-            let (map, exists) = match (t.group.as_str(), t.kind.as_str()) {
-                (GATEWAY_GROUP, "Gateway") => (
-                    &mut cat.gateways,
-                    idx.set
-                        .gateways
-                        .iter()
-                        .any(|g| g.namespace() == key.0 && g.name() == key.1),
-                ),
-                (GATEWAY_GROUP, "HTTPRoute") => (
-                    &mut cat.routes,
-                    idx.set
-                        .http_routes
-                        .iter()
-                        .any(|r| r.namespace() == key.0 && r.name() == key.1),
-                ),
-                (SLUICE_GROUP, "AIBackend") => (
-                    &mut cat.backends,
-                    idx.set
-                        .ai_backends
-                        .iter()
-                        .any(|b| b.namespace() == key.0 && b.name() == key.1),
-                ),
-                (g, k) => {
-                    diags.error(p.error(
-                        format!("{field}.kind"),
-                        format!("a TokenRateLimitPolicy targets a {GATEWAY_GROUP} Gateway or HTTPRoute, or a {SLUICE_GROUP} AIBackend, not {g}/{k}"),
-                    ));
-                    continue;
-                }
-            };
-            if !exists {
-                diags.warn(p.error(
-                    &field,
-                    format!(
-                        "{} {}/{} not found; the policy limits nothing",
-                        t.kind, key.0, key.1
-                    ),
-                ));
-            }
-            if map.insert(key.clone(), compiled.clone()).is_some() {
-                diags.error(p.error(
-                    &field,
-                    format!(
-                        "{} {}/{} already has a TokenRateLimitPolicy; merge them into one",
-                        t.kind, key.0, key.1
-                    ),
-                ));
-            }
-        }
+        cat.attach(
+            idx,
+            p,
+            &p.spec.target_refs,
+            &Arc::new(compiled),
+            &KIND,
+            diags,
+        );
     }
     cat
 }

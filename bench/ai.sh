@@ -11,6 +11,7 @@
 # `/sse/chat/completions` with a complete SSE stream (chunks, usage chunk, [DONE]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
@@ -25,13 +26,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx-light)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} (Debian)" >&2
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light
 cargo build --release -p sluice >&2
 bin=target/release/sluice
 
@@ -168,10 +163,6 @@ LUA
 run() { # name script url connections
   taskset -c "$LOAD_CPU" wrk -t1 -c"$4" -d"$DURATION" --latency -s "$work/$2.lua" "$3" > "$work/$1.txt"
 }
-rps() { awk '/Requests\/sec/ {print $2}' "$work/$1.txt"; }
-pct() { awk -v p="$2" '$1 == p {print $2}' "$work/$1.txt"; }
-to_us() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else { sub(/s$/,"",v); print v*1000000 } }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 S=http://127.0.0.1:$SLUICE_PORT/v1/chat/completions
 run warm json "$S" 32

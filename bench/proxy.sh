@@ -10,6 +10,7 @@
 # adds over a direct call at 1 connection (p50/p99), plus sluice's idle and loaded RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DURATION=${DURATION:-10s}
 PROXY_CPU=${PROXY_CPU:-0}
@@ -23,13 +24,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx-light)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} (Debian)" >&2
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light
 
 cargo build --release -p sluice >&2
 bin=target/release/sluice
@@ -137,11 +132,6 @@ LUA
 run() { # name url connections
   taskset -c "$LOAD_CPU" wrk -t1 -c"$3" -d"$DURATION" --latency -s "$work/post.lua" "$2" > "$work/$1.txt"
 }
-rps() { awk '/Requests\/sec/ {print $2}' "$work/$1.txt"; }
-pct() { awk -v p="$2" '$1 == p {print $2}' "$work/$1.txt"; }
-to_us() { # wrk prints 52.00us / 1.20ms / 1.00s
-  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else { sub(/s$/,"",v); print v*1000000 } }'
-}
 
 # Warm-up, then ROUNDS interleaved rounds (the machines this runs on are shared VMs whose speed
 # drifts; interleaving and taking medians compares sluice and nginx under the same conditions).
@@ -162,7 +152,6 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r: sluice ${S_RPS[-1]} req/s, nginx ${N_RPS[-1]} req/s; p50 direct ${D50[-1]} sluice ${S50[-1]} nginx ${N50[-1]} µs" >&2
 done
 loaded_hwm=$(hwm_kb "$sluice_pid")
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 s_rps=$(median "${S_RPS[@]}"); n_rps=$(median "${N_RPS[@]}")
 d50=$(median "${D50[@]}"); d99=$(median "${D99[@]}")
 s50=$(median "${S50[@]}"); s99=$(median "${S99[@]}")

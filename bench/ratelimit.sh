@@ -10,6 +10,7 @@
 # Layout: the gateway under test on core 0; upstream nginx, redis-server and wrk on core 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
@@ -22,14 +23,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v redis-server >/dev/null || need+=(redis-server)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} (Debian)" >&2
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light redis-server:redis-server
 cargo build --release -p sluice >&2
 bin=target/release/sluice
 
@@ -139,10 +133,6 @@ wrk.headers["X-Tenant"] = "acme"
 wrk.body = '$body'
 LUA
 run() { taskset -c "$LOAD_CPU" wrk -t1 -c"$3" -d"$DURATION" --latency -s "$work/load.lua" "http://127.0.0.1:$2/v1/chat/completions" > "$work/$1.txt"; }
-rps() { awk '/Requests\/sec/ {print $2}' "$work/$1.txt"; }
-p50() { awk '$1 == "50%" {print $2}' "$work/$1.txt"; }
-to_us() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else { sub(/s$/,"",v); print v*1000000 } }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 run warm 18382 32; run warm 18383 32; run warm 18380 32
@@ -152,7 +142,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run p1 18380 1; run m1 18382 1; run r1 18383 1
   P+=("$(rps p)"); M+=("$(rps m)"); R+=("$(rps rd)")
   PM+=("$(ratio "$(rps m)" "$(rps p)")"); RM+=("$(ratio "$(rps rd)" "$(rps p)")")
-  P1+=("$(to_us "$(p50 p1)")"); M1+=("$(to_us "$(p50 m1)")"); R1+=("$(to_us "$(p50 r1)")")
+  P1+=("$(to_us "$(pct p1 50%)")"); M1+=("$(to_us "$(pct m1 50%)")"); R1+=("$(to_us "$(pct r1 50%)")")
   echo "round $r: no limit $(rps p), memory $(rps m), redis $(rps rd) req/s" >&2
 done
 echo "| AI route with a token limit (median of $ROUNDS interleaved rounds) | no limit | limit in memory | limit in Redis |"

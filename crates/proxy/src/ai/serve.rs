@@ -20,7 +20,7 @@ use super::stream_body::{AiStream, MockStream};
 use super::tally::{lock, SharedTally};
 use super::{models, retry_after_secs, AiError, Intake};
 use crate::body::{self, Body};
-use crate::limits::{lock_held, Admission, Spent};
+use crate::limits::{self, lock_held, Admission, Spent};
 use crate::proxy::{Proxy, Runtime};
 
 /// Provider answers read whole (non-streamed) are bounded too.
@@ -123,9 +123,9 @@ impl Proxy {
                         Admission::Refused(r) => {
                             tracing::debug!(backend = %backend.name, "AI backend's rate limit reached; trying the next");
                             let mut e = r.error;
-                            e.retry_after = r.retry_after.map(|w| {
-                                HeaderValue::from(w.as_micros().div_ceil(1_000_000).max(1) as u64)
-                            });
+                            e.retry_after = r
+                                .retry_after
+                                .map(|w| HeaderValue::from(limits::retry_after_secs(w)));
                             last = Some(e);
                             i += 1;
                             continue;

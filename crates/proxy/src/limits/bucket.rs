@@ -26,10 +26,12 @@ pub struct Facts<'a> {
     pub route: &'a str,
 }
 
-/// The bucket `owner` (`policy/rule`) charges for a request with these facts.
-pub fn name(owner: &str, keys: &[BucketKey], facts: &Facts<'_>) -> String {
-    let mut out = String::with_capacity(owner.len() + 24 * keys.len());
-    out.push_str(owner);
+/// The bucket rule (or budget) `rule` of `policy` charges for a request with these facts.
+pub fn name(policy: &str, rule: &str, keys: &[BucketKey], facts: &Facts<'_>) -> String {
+    let mut out = String::with_capacity(policy.len() + rule.len() + 1 + 24 * keys.len());
+    out.push_str(policy);
+    out.push('/');
+    out.push_str(rule);
     for key in keys {
         let identity = |f: fn(&Identity) -> Option<&str>| facts.identity.and_then(f).unwrap_or("");
         let (label, value): (&str, std::borrow::Cow<'_, str>) = match key {
@@ -103,10 +105,10 @@ mod tests {
             BucketKey::User,
         ];
         assert_eq!(
-            name("ns/p/r", &keys, &facts(&headers, Some(&id))),
+            name("ns/p", "r", &keys, &facts(&headers, Some(&id))),
             "ns/p/r|tenant=acme|model=gpt-4o|x-team=blue|client=10.0.0.7|route=default/chat|key=k1|user="
         );
-        assert_eq!(name("ns/p/r", &[], &facts(&headers, None)), "ns/p/r");
+        assert_eq!(name("ns/p", "r", &[], &facts(&headers, None)), "ns/p/r");
     }
 
     #[test]
@@ -114,10 +116,11 @@ mod tests {
         let team = BucketKey::Header(http::HeaderName::from_static("x-team"));
         let mut a = HeaderMap::new();
         a.insert("x-team", "blue|model=gpt-4o".parse().unwrap());
-        let forged = name("p/r", std::slice::from_ref(&team), &facts(&a, None));
+        let forged = name("p", "r", std::slice::from_ref(&team), &facts(&a, None));
         assert_eq!(forged, "p/r|x-team=blue%7Cmodel%3Dgpt-4o");
         let real = name(
-            "p/r",
+            "p",
+            "r",
             &[team, BucketKey::Model],
             &facts(&HeaderMap::new(), None),
         );
@@ -129,10 +132,10 @@ mod tests {
         let team = BucketKey::Header(http::HeaderName::from_static("x-team"));
         let mut h = HeaderMap::new();
         h.insert("x-team", "a".repeat(10_000).parse().unwrap());
-        let n = name("p/r", std::slice::from_ref(&team), &facts(&h, None));
+        let n = name("p", "r", std::slice::from_ref(&team), &facts(&h, None));
         assert!(n.starts_with("p/r|x-team=sha256:"), "{n}");
         assert_eq!(n.len(), "p/r|x-team=sha256:".len() + 64);
         h.insert("x-team", "a".repeat(9_999).parse().unwrap());
-        assert_ne!(name("p/r", &[team], &facts(&h, None)), n);
+        assert_ne!(name("p", "r", &[team], &facts(&h, None)), n);
     }
 }

@@ -27,7 +27,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use sluice_config::ir::{BudgetAmount, BudgetPeriod, Cost, Price, RateLimits};
 use sluice_llm::{Dialect, Usage};
-use sluice_state::limits::{Budget, Limit, Limiter, Period, Window};
+use sluice_state::limits::{Budget, BudgetDecision, Decision, Limit, Limiter, Period, Window};
 use sluice_state::StoreError;
 
 pub use self::bucket::Facts;
@@ -106,11 +106,33 @@ pub enum Spent {
 }
 
 /// One rule's reservation.
+#[derive(Clone)]
 struct HeldRule {
     rule: usize,
     bucket: String,
     limits: Vec<Limit>,
     reserved: u64,
+}
+
+/// What one budget would reserve, before the store says in which window.
+#[derive(Clone)]
+struct PlannedBudget {
+    budget: usize,
+    bucket: String,
+    spec: Budget,
+    reserved: u64,
+}
+
+impl PlannedBudget {
+    fn held(self, window: Window) -> HeldBudget {
+        HeldBudget {
+            budget: self.budget,
+            bucket: self.bucket,
+            spec: self.spec,
+            window,
+            reserved: self.reserved,
+        }
+    }
 }
 
 /// One budget's reservation.
@@ -144,8 +166,10 @@ impl Refusal {
         let mut resp = self.error.response(dialect);
         let h = resp.headers_mut();
         if let Some(wait) = self.retry_after {
-            let secs = wait.as_micros().div_ceil(1_000_000).max(1);
-            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs as u64));
+            h.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(wait)),
+            );
             let ms = wait.as_micros().div_ceil(1000).max(1);
             h.insert(RETRY_AFTER_MS, HeaderValue::from(ms as u64));
         }
@@ -155,6 +179,14 @@ impl Refusal {
         self.headers.write(h);
         resp
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up and at least 1: a client that waits that long finds
+/// room.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    u64::try_from(wait.as_micros().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// The outcome of [`RateLimiting::admit`].
@@ -169,12 +201,6 @@ pub struct RateLimiting {
     pub stores: Arc<Stores>,
     /// The tokenizer tables are loaded on the first configuration that counts tokens.
     warmed: std::sync::atomic::AtomicBool,
-}
-
-/// What one store said for every rule and budget of a policy.
-struct Reserved {
-    rules: Vec<sluice_state::limits::Decision>,
-    budgets: Vec<sluice_state::limits::BudgetDecision>,
 }
 
 impl RateLimiting {
@@ -196,28 +222,18 @@ impl RateLimiting {
         estimate: &Estimate,
     ) -> Admission {
         let now = SystemTime::now();
-        let names: Vec<String> = policy
+        // What each rule and budget would reserve, built once; admitted ones move into `held`.
+        let rules: Vec<HeldRule> = policy
             .rules
             .iter()
-            .map(|r| bucket::name(&owner(policy, &r.name), &r.bucket_by, facts))
-            .collect();
-        let budget_names: Vec<String> = policy
-            .budgets
-            .iter()
-            .map(|b| {
-                let mut n = bucket::name(&owner(policy, &b.name), &b.bucket_by, facts);
-                if matches!(b.amount, BudgetAmount::MicroUsd(_)) {
-                    n.push_str("|usd");
-                }
-                n
-            })
-            .collect();
-        let costs: Vec<u64> = policy
-            .rules
-            .iter()
-            .map(|r| {
-                r.cost
-                    .estimate(estimate.input, estimate.cap(r.default_max_tokens))
+            .enumerate()
+            .map(|(i, r)| HeldRule {
+                rule: i,
+                bucket: bucket::name(&policy.name, &r.name, &r.bucket_by, facts),
+                limits: limits_of(r),
+                reserved: r
+                    .cost
+                    .estimate(estimate.input, estimate.cap(r.default_max_tokens)),
             })
             .collect();
         // Budgets reserve with the largest cap any rule would assume (the default otherwise).
@@ -229,12 +245,18 @@ impl RateLimiting {
                 .max()
                 .unwrap_or(sluice_config::ir::DEFAULT_MAX_TOKENS),
         );
-        let amounts: Vec<u64> = policy
+        let budgets: Vec<PlannedBudget> = policy
             .budgets
             .iter()
-            .map(|b| match b.amount {
-                BudgetAmount::Tokens(_) => estimate.input + cap,
-                BudgetAmount::MicroUsd(_) => estimate.micro_usd(cap),
+            .enumerate()
+            .map(|(i, b)| PlannedBudget {
+                budget: i,
+                bucket: budget_bucket(policy, b, facts),
+                spec: budget_spec(b),
+                reserved: match b.amount {
+                    BudgetAmount::Tokens(_) => estimate.input + cap,
+                    BudgetAmount::MicroUsd(_) => estimate.micro_usd(cap),
+                },
             })
             .collect();
 
@@ -243,7 +265,7 @@ impl RateLimiting {
         } else {
             Which::Local
         };
-        let reserved = loop {
+        let (rule_decisions, budget_decisions) = loop {
             let store = match self.stores.get(which) {
                 Some(s) => s,
                 None => match self.fallback(metrics, policy) {
@@ -255,23 +277,46 @@ impl RateLimiting {
                 },
             };
             let started = Instant::now();
-            let result =
-                reserve_all(&store, policy, &names, &costs, &budget_names, &amounts, now).await;
+            let (r, b) = reserve_all(&store, &rules, &budgets, now).await;
+            let failed = r
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .chain(b.iter().filter_map(|b| b.as_ref().err()))
+                .next();
             if which == Which::Shared {
-                observe_store(metrics, "reserve", started, result.is_err());
+                observe_store(metrics, "reserve", started, failed.is_some());
             }
-            match result {
-                Ok(r) => break r,
-                Err((e, partial)) => {
-                    tracing::warn!(policy = %policy.name, error = %e, "rate-limit store failed");
-                    self.stores.trip();
-                    // Whatever did get reserved before the failure goes back.
-                    apply_settlement(store, partial, Spent::Refused, metrics.clone());
-                    match self.fallback(metrics, policy) {
-                        Some(w) => which = w,
-                        None => return Admission::Refused(unavailable()),
-                    }
-                }
+            let Some(e) = failed else {
+                break (
+                    r.into_iter().flatten().collect::<Vec<_>>(),
+                    b.into_iter().flatten().collect::<Vec<_>>(),
+                );
+            };
+            tracing::warn!(policy = %policy.name, error = %e, "rate-limit store failed");
+            self.stores.trip();
+            // Whatever did get reserved before the failure goes back.
+            let partial = Held {
+                policy: policy.clone(),
+                which,
+                rules: rules
+                    .iter()
+                    .zip(&r)
+                    .filter(|(_, d)| matches!(d, Ok(d) if d.admitted))
+                    .map(|(h, _)| h.clone())
+                    .collect(),
+                budgets: budgets
+                    .iter()
+                    .zip(&b)
+                    .filter_map(|(p, d)| match d {
+                        Ok(d) if d.admitted => Some(p.clone().held(d.window.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            apply_settlement(store, partial, Spent::Refused, metrics.clone());
+            match self.fallback(metrics, policy) {
+                Some(w) => which = w,
+                None => return Admission::Refused(unavailable()),
             }
         };
 
@@ -279,24 +324,21 @@ impl RateLimiting {
         let mut held = Held {
             policy: policy.clone(),
             which,
-            rules: Vec::with_capacity(policy.rules.len()),
+            rules: Vec::with_capacity(rules.len()),
             budgets: Vec::new(),
         };
         let mut refusal: Option<Refusal> = None;
-        for (i, (rule, d)) in policy.rules.iter().zip(&reserved.rules).enumerate() {
+        for (planned, d) in rules.into_iter().zip(&rule_decisions) {
+            let rule = &policy.rules[planned.rule];
+            let cost = planned.reserved;
             headers.observe(rule.cost == Cost::Requests, &d.states);
             let outcome = if d.admitted {
-                held.rules.push(HeldRule {
-                    rule: i,
-                    bucket: names[i].clone(),
-                    limits: limits_of(rule),
-                    reserved: costs[i],
-                });
                 metrics
                     .rate_limits
                     .tokens
                     .get_or_create(&token_labels(policy, &rule.name, "reserved"))
-                    .inc_by(costs[i]);
+                    .inc_by(cost);
+                held.rules.push(planned);
                 "admitted"
             } else if rule.shadow {
                 tracing::info!(policy = %policy.name, rule = %rule.name, "shadow rate limit exceeded; request let through");
@@ -307,7 +349,7 @@ impl RateLimiting {
                     Some(r) => !r.final_ && (d.never || d.retry_after > r.retry_after),
                 };
                 if worse {
-                    refusal = Some(limit_refusal(rule, d, costs[i]));
+                    refusal = Some(limit_refusal(rule, d, cost));
                 }
                 "limited"
             };
@@ -317,15 +359,10 @@ impl RateLimiting {
                 .get_or_create(&decision_labels(policy, &rule.name, outcome))
                 .inc();
         }
-        for (i, (budget, d)) in policy.budgets.iter().zip(&reserved.budgets).enumerate() {
+        for (planned, d) in budgets.into_iter().zip(&budget_decisions) {
+            let budget = &policy.budgets[planned.budget];
             let outcome = if d.admitted {
-                held.budgets.push(HeldBudget {
-                    budget: i,
-                    bucket: budget_names[i].clone(),
-                    spec: budget_spec(budget),
-                    window: d.window.clone(),
-                    reserved: amounts[i],
-                });
+                held.budgets.push(planned.held(d.window.clone()));
                 "admitted"
             } else if budget.shadow {
                 tracing::info!(policy = %policy.name, budget = %budget.name, "shadow budget exceeded; request let through");
@@ -401,8 +438,18 @@ fn unavailable() -> Refusal {
     }
 }
 
-fn owner(policy: &RateLimits, name: &str) -> String {
-    format!("{}/{name}", policy.name)
+/// A budget's bucket; money budgets get their own (`|usd`), so a token and a money budget on the
+/// same keys never share a counter.
+fn budget_bucket(
+    policy: &RateLimits,
+    b: &sluice_config::ir::BudgetRule,
+    facts: &Facts<'_>,
+) -> String {
+    let mut name = bucket::name(&policy.name, &b.name, &b.bucket_by, facts);
+    if matches!(b.amount, BudgetAmount::MicroUsd(_)) {
+        name.push_str("|usd");
+    }
+    name
 }
 
 fn limits_of(rule: &sluice_config::ir::RateRule) -> Vec<Limit> {
@@ -426,76 +473,27 @@ fn budget_spec(b: &sluice_config::ir::BudgetRule) -> Budget {
 }
 
 /// Reserves every rule and budget in `store`, concurrently (one round trip to Redis: the
-/// connection pipelines them). On a store error, returns what had been reserved so it can be
-/// given back.
+/// connection pipelines them).
 async fn reserve_all(
     store: &Limiter,
-    policy: &Arc<RateLimits>,
-    names: &[String],
-    costs: &[u64],
-    budget_names: &[String],
-    amounts: &[u64],
+    rules: &[HeldRule],
+    budgets: &[PlannedBudget],
     now: SystemTime,
-) -> Result<Reserved, (StoreError, Held)> {
-    let limits: Vec<Vec<Limit>> = policy.rules.iter().map(limits_of).collect();
-    let specs: Vec<Budget> = policy.budgets.iter().map(budget_spec).collect();
+) -> (
+    Vec<Result<Decision, StoreError>>,
+    Vec<Result<BudgetDecision, StoreError>>,
+) {
     let rules = join_all(
-        names
+        rules
             .iter()
-            .zip(&limits)
-            .zip(costs)
-            .map(|((n, l), c)| store.reserve(n, l, *c, now)),
+            .map(|r| store.reserve(&r.bucket, &r.limits, r.reserved, now)),
     );
     let budgets = join_all(
-        budget_names
+        budgets
             .iter()
-            .zip(&specs)
-            .zip(amounts)
-            .map(|((n, b), a)| store.reserve_budget(n, b, *a, now)),
+            .map(|b| store.reserve_budget(&b.bucket, &b.spec, b.reserved, now)),
     );
-    let (rules, budgets) = futures_util::future::join(rules, budgets).await;
-    let failed = rules
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .chain(budgets.iter().filter_map(|b| b.as_ref().err()))
-        .next()
-        .cloned();
-    if let Some(e) = failed {
-        let mut partial = Held {
-            policy: policy.clone(),
-            which: Which::Shared,
-            rules: Vec::new(),
-            budgets: Vec::new(),
-        };
-        for (i, r) in rules.iter().enumerate() {
-            if matches!(r, Ok(d) if d.admitted) {
-                partial.rules.push(HeldRule {
-                    rule: i,
-                    bucket: names[i].clone(),
-                    limits: limits[i].clone(),
-                    reserved: costs[i],
-                });
-            }
-        }
-        for (i, b) in budgets.iter().enumerate() {
-            if let Ok(d) = b {
-                if d.admitted {
-                    partial.budgets.push(HeldBudget {
-                        budget: i,
-                        bucket: budget_names[i].clone(),
-                        spec: specs[i],
-                        window: d.window.clone(),
-                        reserved: amounts[i],
-                    });
-                }
-            }
-        }
-        return Err((e, partial));
-    }
-    Ok(Reserved {
-        rules: rules.into_iter().flatten().collect(),
-        budgets: budgets.into_iter().flatten().collect(),
-    })
+    futures_util::future::join(rules, budgets).await
 }
 
 fn limit_refusal(

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 use sluice_config::ir::{BudgetAmount, RateLimits};
 
-use super::{bucket, budget_spec, owner, Facts, RateLimiting, Which};
+use super::{budget_bucket, budget_spec, Facts, RateLimiting, Which};
 
 impl RateLimiting {
     /// Every budget of `policies` for the bucket `facts` name (a field a budget does not key
@@ -16,11 +16,8 @@ impl RateLimiting {
         let mut out = Vec::new();
         for p in policies {
             for b in &p.budgets {
-                let mut name = bucket::name(&owner(p, &b.name), &b.bucket_by, facts);
+                let name = budget_bucket(p, b, facts);
                 let usd = matches!(b.amount, BudgetAmount::MicroUsd(_));
-                if usd {
-                    name.push_str("|usd");
-                }
                 let spec = budget_spec(b);
                 let which = if p.shared {
                     Which::Shared

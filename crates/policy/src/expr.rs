@@ -77,10 +77,68 @@ impl Expression {
         }
     }
 
+    /// Evaluates against `bindings` (built once per request and shared by every expression
+    /// of a processor) and returns the result as JSON.
+    pub fn eval_json(&self, bindings: &Bindings) -> Result<serde_json::Value, EvalError> {
+        let value = self
+            .program
+            .execute(&bindings.ctx)
+            .map_err(|e| self.error(e.to_string()))?;
+        value
+            .json()
+            .map_err(|e| self.error(format!("result is not JSON: {e:?}")))
+    }
+
     fn error(&self, message: String) -> EvalError {
         EvalError {
             expression: self.source.clone(),
             message,
+        }
+    }
+}
+
+/// Variables bound once for several evaluations, with the `json(string)` function that parses
+/// a JSON text (a body) into a value.
+pub struct Bindings {
+    ctx: Context<'static, 'static>,
+}
+
+impl Bindings {
+    pub fn new(vars: &[(&str, serde_json::Value)]) -> Result<Bindings, String> {
+        let mut ctx = Context::with_env(ENV.clone());
+        for (name, value) in vars {
+            ctx.add_variable_from_value(*name, json_to_cel(value));
+        }
+        ctx.add_function("json", parse_json)
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(Bindings { ctx })
+    }
+}
+
+fn parse_json(text: Arc<String>) -> Result<Value, cel::ExecutionError> {
+    let parsed: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| cel::ExecutionError::function_error("json", format!("invalid JSON: {e}")))?;
+    Ok(json_to_cel(&parsed))
+}
+
+/// JSON as CEL sees it: integers that fit are `int` (so `n * 2` works), other numbers `double`.
+pub fn json_to_cel(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Value::from(s.as_str()),
+        J::Array(items) => Value::List(Arc::new(items.iter().map(json_to_cel).collect())),
+        J::Object(map) => {
+            let map: std::collections::HashMap<String, Value> = map
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_cel(v)))
+                .collect();
+            Value::from(map)
         }
     }
 }
@@ -125,5 +183,23 @@ mod tests {
         assert!(err.message.contains("not a boolean"), "{err}");
         let e = Expression::compile("identity.nope == 'x'", VARS).expect("compiles");
         assert!(e.eval_bool(&[("identity", json!({}))]).is_err());
+    }
+
+    #[test]
+    fn evaluates_values_with_json_of_a_body() {
+        let b = Bindings::new(&[(
+            "request",
+            json!({"headers": {"x-tenant": "acme"}, "body": r#"{"model":"gpt-4o","n":2}"#}),
+        )])
+        .expect("bindings");
+        let model = Expression::compile("json(request.body).model", &["request"]).expect("compiles");
+        assert_eq!(model.eval_json(&b).expect("evaluates"), json!("gpt-4o"));
+        let n = Expression::compile("json(request.body).n * 2", &["request"]).expect("compiles");
+        assert_eq!(n.eval_json(&b).expect("evaluates"), json!(4));
+        let t = Expression::compile("request.headers['x-tenant'] + '-x'", &["request"]).expect("compiles");
+        assert_eq!(t.eval_json(&b).expect("evaluates"), json!("acme-x"));
+        let bad = Bindings::new(&[("request", json!({"body": "not json"}))]).expect("bindings");
+        let err = model.eval_json(&bad).expect_err("invalid JSON");
+        assert!(err.message.contains("invalid JSON"), "{err}");
     }
 }

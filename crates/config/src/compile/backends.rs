@@ -29,6 +29,7 @@ pub(crate) struct Clusters {
     pub ai: super::ai::AiCatalog,
     pub access: super::access::AccessCatalog,
     pub rate_limits: super::ratelimit::RateLimitCatalog,
+    pub payload: super::payload::PayloadCatalog,
 }
 
 impl Clusters {

@@ -619,6 +619,8 @@ pub(crate) fn finish(
                         .listener(&l.gateway_ns, &l.gateway_name, has_ai_routes),
                     access: catalogs.access.gateway(&l.gateway_ns, &l.gateway_name),
                     rate_limits: catalogs.rate_limits.gateway(&l.gateway_ns, &l.gateway_name),
+                    pre_routing: catalogs.payload.gateway(&l.gateway_ns, &l.gateway_name).0,
+                    post_routing: catalogs.payload.gateway(&l.gateway_ns, &l.gateway_name).1,
                     gateway: l.gateway,
                     name: l.name,
                     hostname: l.hostname,

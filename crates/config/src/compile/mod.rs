@@ -9,7 +9,9 @@ mod ai;
 mod backends;
 mod filters;
 mod gateways;
+mod guardrail;
 mod index;
+mod payload;
 mod ratelimit;
 mod redact;
 mod routes;
@@ -57,6 +59,7 @@ pub fn compile(
     clusters.rate_limits = ratelimit::build(&idx, &mut diags);
     clusters.ai = ai::build(&idx, &mut clusters, &mut diags);
     clusters.access = access::build(&idx, &mut diags);
+    clusters.payload = payload::build(&idx, &mut clusters, &mut diags);
     let mut sockets = gateways::build_sockets(&idx, options, &mut diags);
     routes::attach_routes(&idx, &mut sockets, &mut clusters, &mut diags);
     let sockets = gateways::finish(sockets, &clusters, &mut diags);

@@ -22,6 +22,7 @@ pub(crate) fn objects_json(set: &ObjectSet) -> Value {
     out.extend(set.services.iter().map(entry));
     out.extend(set.endpoint_slices.iter().map(entry));
     out.extend(set.backends.iter().map(entry));
+    out.extend(set.payload_processors.iter().map(entry));
     out.extend(set.namespaces.iter().map(
         |n| json!({"kind": "Namespace", "metadata": n.meta, "source": n.source.file.as_ref()}),
     ));

@@ -333,6 +333,7 @@ fn compile_rule(
             ai: clusters.ai.route(route.namespace(), route.name()),
             access: clusters.access.route(route.namespace(), route.name()),
             rate_limits: clusters.rate_limits.route(route.namespace(), route.name()),
+            post_routing: clusters.payload.route(route.namespace(), route.name()),
         }),
         matches,
     })

@@ -5,6 +5,7 @@
 mod ai;
 mod describe;
 mod host;
+mod payload;
 mod ratelimit;
 mod route;
 mod upstream;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub use ai::*;
 pub use host::HostPattern;
+pub use payload::*;
 pub use ratelimit::*;
 pub use route::*;
 pub use upstream::*;
@@ -126,6 +128,10 @@ pub struct ListenerIr {
     pub access: Option<Arc<sluice_policy::auth::AccessPolicy>>,
     /// The Gateway's `TokenRateLimitPolicy`; a route's own replaces it.
     pub rate_limits: Option<Arc<RateLimits>>,
+    /// The Gateway's PreRouting processors: run before route matching.
+    pub pre_routing: Option<Arc<Pipeline>>,
+    /// The Gateway's PostRouting processors: run before the route's own.
+    pub post_routing: Option<Arc<Pipeline>>,
     /// Most specific host first (exact, then longer wildcards, then any).
     pub virtual_hosts: Vec<VirtualHost>,
 }

@@ -80,6 +80,8 @@ pub struct RuleIr {
     pub access: Option<Arc<sluice_policy::auth::AccessPolicy>>,
     /// The route's `TokenRateLimitPolicy`, replacing its Gateway's.
     pub rate_limits: Option<Arc<super::RateLimits>>,
+    /// The route's PostRouting processors, after its Gateway's.
+    pub post_routing: Option<Arc<super::Pipeline>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -8,6 +8,7 @@ pub mod core;
 pub mod gateway;
 pub mod httproute;
 pub mod meta;
+pub mod payload;
 pub mod ratelimit;
 pub mod reference_grant;
 
@@ -89,6 +90,7 @@ pub struct ObjectSet {
     pub ai_policies: Vec<Object<ai::AiPolicySpec>>,
     pub access_policies: Vec<Object<access::AccessPolicySpec>>,
     pub rate_limit_policies: Vec<Object<ratelimit::TokenRateLimitPolicySpec>>,
+    pub payload_processors: Vec<Object<payload::PayloadProcessorSpec>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -174,6 +176,9 @@ impl ObjectSet {
             (GATEWAY_GROUP, "HTTPRoute") => ctx.spec("HTTPRoute", &mut self.http_routes, diags),
             (GATEWAY_GROUP, "ReferenceGrant") => {
                 ctx.spec("ReferenceGrant", &mut self.reference_grants, diags)
+            }
+            (GATEWAY_GROUP, "PayloadProcessor") if version == "v1alpha1" => {
+                ctx.spec("PayloadProcessor", &mut self.payload_processors, diags)
             }
             (GATEWAY_GROUP, "Backend") if version == "v1alpha1" => {
                 ctx.spec("Backend", &mut self.backends, diags)

@@ -43,6 +43,7 @@ pub mod respond;
 pub mod secret;
 pub mod sse;
 pub mod stream;
+pub mod texts;
 pub mod tokens;
 pub mod usage;
 

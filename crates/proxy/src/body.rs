@@ -212,3 +212,37 @@ pub async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, Coll
     }
     Ok(buf.freeze())
 }
+
+/// A body read up to a limit: whole, or (when it is larger) what was read so far plus the rest
+/// still streaming, so a caller that gives up on buffering loses nothing.
+pub enum Buffered {
+    Whole(Bytes),
+    Spilled(Body),
+}
+
+/// Reads `body` whole when it fits in `limit` bytes; otherwise hands back an equivalent body
+/// (the bytes read so far, then the rest).
+pub async fn collect_or_spill(mut body: Body, limit: usize) -> Result<Buffered, CollectError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| CollectError::Failed)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                buf.extend_from_slice(&data);
+                let head = futures_util::stream::iter(std::iter::once(Ok::<_, BoxError>(
+                    Frame::data(buf.freeze()),
+                )));
+                let rest = http_body_util::BodyStream::new(body);
+                let chained = http_body_util::StreamBody::new(futures_util::StreamExt::chain(
+                    head, rest,
+                ));
+                return Ok(Buffered::Spilled(boxed(chained)));
+            }
+            if buf.is_empty() && body.is_end_stream() {
+                return Ok(Buffered::Whole(data));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Buffered::Whole(buf.freeze()))
+}

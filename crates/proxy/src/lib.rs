@@ -9,6 +9,7 @@ pub mod handler;
 pub mod headers;
 pub mod limits;
 pub mod metrics;
+pub mod pipeline;
 pub mod proxy;
 pub mod reply;
 pub mod routing;

@@ -290,6 +290,40 @@ pub struct Metrics {
     pub managed_keys: Gauge,
     pub gen_ai: GenAiMetrics,
     pub rate_limits: RateLimitMetrics,
+    pub processors: ProcessorMetrics,
+}
+
+/// Payload processors.
+pub struct ProcessorMetrics {
+    pub decisions: Family<crate::pipeline::ProcessorLabels, Counter>,
+    pub duration: HistFamily<crate::pipeline::ProcessorDurationLabels>,
+    pub findings: Family<crate::pipeline::FindingLabels, Counter>,
+}
+
+impl ProcessorMetrics {
+    fn register(r: &mut Registry) -> ProcessorMetrics {
+        let m = ProcessorMetrics {
+            decisions: Family::default(),
+            duration: Family::new_with_constructor(overhead_histogram),
+            findings: Family::default(),
+        };
+        r.register(
+            "processor_decisions",
+            "Payload processor runs by processor, phase (request, response) and outcome (continued, rejected, failed_open, failed_closed)",
+            m.decisions.clone(),
+        );
+        r.register(
+            "processor_duration_seconds",
+            "Time a payload processor took, failures included",
+            m.duration.clone(),
+        );
+        r.register(
+            "guardrail_findings",
+            "Guardrail findings by processor, detector and the action taken",
+            m.findings.clone(),
+        );
+        m
+    }
 }
 
 impl Metrics {
@@ -370,8 +404,10 @@ impl Metrics {
             managed_keys.clone(),
         );
         let rate_limits = RateLimitMetrics::register(registry);
+        let processors = ProcessorMetrics::register(registry);
         Arc::new(Metrics {
             rate_limits,
+            processors,
             registry: root,
             auth_decisions,
             managed_keys,

@@ -101,6 +101,8 @@ pub struct Proxy {
     pub auth: crate::auth::AuthState,
     /// Token rate limits and budgets, across reloads.
     pub limits: crate::limits::RateLimiting,
+    /// External processors' gRPC channels, across reloads.
+    pub(crate) ext_proc: crate::pipeline::ExtProcChannels,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
 }
@@ -131,6 +133,7 @@ impl Proxy {
             vertex_tokens: Default::default(),
             auth: Default::default(),
             limits: Default::default(),
+            ext_proc: Default::default(),
             metrics,
             access_log,
         }))

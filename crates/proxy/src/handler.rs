@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, HOST, UPGRADE};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, UPGRADE};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
@@ -30,6 +30,7 @@ use crate::headers::{append_forwarded, strip_hop_by_hop};
 use crate::limits::{
     self, lock_held, Admission, Facts, Held, HeldList, RateHeaders, Refusal, Spent,
 };
+use crate::pipeline::{BodyBuf, RequestPayload, ResponseWork};
 use crate::metrics::{AuthLabels, BackendLabels, Label, RequestLabels, RouteLabels};
 use crate::proxy::{ConnInfo, Proxy, Runtime};
 use crate::reply::LocalReply;
@@ -82,6 +83,9 @@ enum Reply {
     Auth(AiError),
     /// Refused by a rate limit or budget (429), or by a store that fails closed (503).
     Limited(Refusal),
+    /// Refused by a payload processor (a guardrail, an external processor), or a processor
+    /// failed under FailClosed.
+    Processor(crate::pipeline::Rejection),
 }
 
 impl From<LocalReply> for Reply {
@@ -169,6 +173,10 @@ impl Proxy {
                 x.reason = Some(r.error.code);
                 r.response(x.dialect.unwrap_or(Dialect::OpenAI))
             }
+            Err(Reply::Processor(r)) => {
+                x.reason = Some(r.code);
+                r.response(x.dialect)
+            }
         };
         // AI clients match errors to logs by request id (the OpenAI SDK reads it from errors).
         let mut resp = resp;
@@ -183,7 +191,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        rt: &Runtime,
+        rt: &Arc<Runtime>,
         conn: &ConnInfo,
         req: Request<Incoming>,
         x: &mut Exchange,
@@ -210,7 +218,8 @@ impl Proxy {
         // AI listeners: inference requests are read and parsed before routing, so routes can
         // match on the model. A client's own model header is never trusted.
         let mut intake: Option<Intake> = None;
-        if let Some(settings) = socket.listener_for(&host).and_then(|l| l.ai.clone()) {
+        let listener = socket.listener_for(&host);
+        if let Some(settings) = listener.and_then(|l| l.ai.clone()) {
             req.headers_mut().remove(ai::MODEL_HEADER);
             if let Some(op) = ai::operation(req.method(), req.uri().path()) {
                 x.dialect = Some(op.dialect());
@@ -221,6 +230,10 @@ impl Proxy {
                 intake = Some(taken);
                 req = Request::from_parts(parts, body::full(bytes));
             }
+        }
+        // PreRouting processors: routing then sees the headers they set.
+        if let Some(pre) = listener.and_then(|l| l.pre_routing.as_ref()) {
+            self.run_phase(pre, &mut req, &mut intake, rt, x).await?;
         }
         let view = RequestView {
             host: &host,
@@ -295,6 +308,26 @@ impl Proxy {
             }
             req = Request::from_parts(parts, body);
         }
+
+        // PostRouting processors: the Gateway's, then the route's (guardrails see the caller
+        // admitted, and run before tokens are reserved).
+        for post in [&hit.listener.post_routing, &rule.post_routing]
+            .into_iter()
+            .flatten()
+        {
+            self.run_phase(post, &mut req, &mut intake, rt, x).await?;
+        }
+        let response_work = self.response_work(
+            [
+                &hit.listener.pre_routing,
+                &hit.listener.post_routing,
+                &rule.post_routing,
+            ],
+            &req,
+            intake.as_ref().map(|i| i.op),
+            x.dialect,
+            rt,
+        );
 
         // Token rate limits and budgets: the route's policy, else its Gateway's, here; an AI
         // backend's own before each attempt on it.
@@ -398,6 +431,12 @@ impl Proxy {
                 modify_headers(resp.headers_mut(), m);
             }
             resp.headers_mut().insert(REQUEST_ID, x.request_id.clone());
+            if let Some(work) = &response_work {
+                resp = self
+                    .process_response(work, resp)
+                    .await
+                    .map_err(Reply::Processor)?;
+            }
             return Ok(resp);
         }
         let backend = pick_backend(rule).ok_or(LocalReply::InvalidBackend)?;
@@ -529,7 +568,130 @@ impl Proxy {
             Some(deadline) => Deadline::new(body::boxed(incoming), deadline.into()).boxed(),
             None => body::boxed(incoming),
         };
-        Ok(Response::from_parts(parts, body))
+        let resp = Response::from_parts(parts, body);
+        match &response_work {
+            Some(work) => self
+                .process_response(work, resp)
+                .await
+                .map_err(Reply::Processor),
+            None => Ok(resp),
+        }
+    }
+
+    /// Runs one pipeline's request side: buffers the body if a processor reads it (up to the
+    /// pipeline's limit), runs the processors, and puts back what they changed. An inference
+    /// request whose body changed is parsed again (its model may have changed too).
+    async fn run_phase(
+        &self,
+        pipeline: &sluice_config::ir::Pipeline,
+        req: &mut Request<Body>,
+        intake: &mut Option<Intake>,
+        rt: &Runtime,
+        x: &mut Exchange,
+    ) -> Result<(), Reply> {
+        let mut buf: Option<BodyBuf> = None;
+        let mut body_too_large = None;
+        if pipeline.needs_request_body() {
+            match intake.as_ref().and_then(|i| i.request.as_ref()) {
+                Some(r) if r.raw_len() > pipeline.max_body_bytes => {
+                    body_too_large = Some(pipeline.max_body_bytes)
+                }
+                Some(r) => buf = Some(BodyBuf::new(r.bytes())),
+                None => {
+                    let incoming = std::mem::replace(req.body_mut(), body::empty());
+                    match body::collect_or_spill(incoming, pipeline.max_body_bytes).await {
+                        Ok(body::Buffered::Whole(bytes)) => buf = Some(BodyBuf::new(bytes)),
+                        Ok(body::Buffered::Spilled(rest)) => {
+                            *req.body_mut() = rest;
+                            body_too_large = Some(pipeline.max_body_bytes);
+                        }
+                        Err(_) => return Err(LocalReply::BadRequestBody.into()),
+                    }
+                }
+            }
+        }
+        let model_header = req.headers().get(ai::MODEL_HEADER).cloned();
+        let (mut parts, mut incoming) = std::mem::replace(req, Request::new(body::empty())).into_parts();
+        let result = {
+            let mut payload = RequestPayload {
+                method: &parts.method,
+                path: parts.uri.path(),
+                headers: &mut parts.headers,
+                body: buf.as_mut(),
+                op: intake.as_ref().map(|i| i.op),
+                model: x.model.as_deref(),
+                upstreams: &rt.upstreams,
+                body_too_large,
+            };
+            self.run_request_pipeline(pipeline, &mut payload).await
+        };
+        if let Err(rejection) = result {
+            *req = Request::from_parts(parts, incoming);
+            return Err(Reply::Processor(rejection));
+        }
+        if let Some(mut buf) = buf {
+            let bytes = buf.bytes();
+            if buf.changed() {
+                parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                if let Some(i) = intake.as_mut() {
+                    let mut reparsed = sluice_llm::request::InferenceRequest::parse(i.op, bytes.clone())
+                        .map_err(|e| {
+                            tracing::warn!(error = %e, "payload processors left an invalid inference request");
+                            Reply::Processor(crate::pipeline::Rejection::new(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "processor_failed",
+                                "payload processing produced an invalid request",
+                            ))
+                        })?;
+                    if let Some(target) = i.settings.aliases.get(&reparsed.model) {
+                        let target = target.clone();
+                        reparsed.set_model(&target);
+                    }
+                    // The model header follows a changed model, unless a processor set it.
+                    if parts.headers.get(ai::MODEL_HEADER) == model_header.as_ref() {
+                        if let Ok(v) = HeaderValue::from_str(&reparsed.model) {
+                            parts.headers.insert(ai::MODEL_HEADER, v);
+                        }
+                    }
+                    x.model = Some(reparsed.model.clone());
+                    i.request = Some(reparsed);
+                }
+            }
+            incoming = body::full(bytes);
+        }
+        *req = Request::from_parts(parts, incoming);
+        Ok(())
+    }
+
+    /// What the response side will need, when some processor acts on answers.
+    fn response_work(
+        &self,
+        pipelines: [&Option<Arc<sluice_config::ir::Pipeline>>; 3],
+        req: &Request<Body>,
+        op: Option<sluice_llm::Operation>,
+        dialect: Option<Dialect>,
+        rt: &Arc<Runtime>,
+    ) -> Option<ResponseWork> {
+        let pipelines: Vec<_> = pipelines
+            .into_iter()
+            .flatten()
+            .filter(|p| p.acts_on_response())
+            .cloned()
+            .collect();
+        if pipelines.is_empty() {
+            return None;
+        }
+        Some(ResponseWork {
+            pipelines,
+            request: serde_json::json!({
+                "method": req.method().as_str(),
+                "path": req.uri().path(),
+                "headers": crate::pipeline::headers_json(req.headers()),
+            }),
+            op,
+            dialect,
+            rt: rt.clone(),
+        })
     }
 
     /// Sends to the upstream, retrying per the rule's policy while the body can be replayed.

@@ -279,12 +279,6 @@ pub struct ProcessorDurationLabels {
     pub processor: Label,
 }
 
-/// The pipelines that apply to a request, in order: the Gateway's PreRouting, then its
-/// PostRouting, then the route's.
-pub(crate) fn any_acts_on_response(pipelines: &[Option<&Arc<Pipeline>>]) -> bool {
-    pipelines.iter().flatten().any(|p| p.acts_on_response())
-}
-
 /// Header map as CEL sees it: lowercase names, repeated values joined with `, `.
 pub(crate) fn headers_json(headers: &HeaderMap) -> serde_json::Value {
     let mut map = serde_json::Map::new();

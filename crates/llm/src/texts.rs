@@ -268,7 +268,9 @@ mod tests {
     fn answers_and_stream_deltas() {
         let mut a = json!({"choices": [{"message": {"role": "assistant", "content": "answer"}}]});
         let mut seen = Vec::new();
-        visit_response(Operation::ChatCompletions, &mut a, &mut |s| seen.push(s.clone()));
+        visit_response(Operation::ChatCompletions, &mut a, &mut |s| {
+            seen.push(s.clone())
+        });
         let mut m = json!({"content": [{"type": "text", "text": "claude"}]});
         visit_response(Operation::Messages, &mut m, &mut |s| seen.push(s.clone()));
         assert_eq!(seen, ["answer", "claude"]);

@@ -192,11 +192,13 @@ mod tests {
             json!({"headers": {"x-tenant": "acme"}, "body": r#"{"model":"gpt-4o","n":2}"#}),
         )])
         .expect("bindings");
-        let model = Expression::compile("json(request.body).model", &["request"]).expect("compiles");
+        let model =
+            Expression::compile("json(request.body).model", &["request"]).expect("compiles");
         assert_eq!(model.eval_json(&b).expect("evaluates"), json!("gpt-4o"));
         let n = Expression::compile("json(request.body).n * 2", &["request"]).expect("compiles");
         assert_eq!(n.eval_json(&b).expect("evaluates"), json!(4));
-        let t = Expression::compile("request.headers['x-tenant'] + '-x'", &["request"]).expect("compiles");
+        let t = Expression::compile("request.headers['x-tenant'] + '-x'", &["request"])
+            .expect("compiles");
         assert_eq!(t.eval_json(&b).expect("evaluates"), json!("acme-x"));
         let bad = Bindings::new(&[("request", json!({"body": "not json"}))]).expect("bindings");
         let err = model.eval_json(&bad).expect_err("invalid JSON");

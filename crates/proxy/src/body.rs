@@ -233,9 +233,8 @@ pub async fn collect_or_spill(mut body: Body, limit: usize) -> Result<Buffered, 
                     Frame::data(buf.freeze()),
                 )));
                 let rest = http_body_util::BodyStream::new(body);
-                let chained = http_body_util::StreamBody::new(futures_util::StreamExt::chain(
-                    head, rest,
-                ));
+                let chained =
+                    http_body_util::StreamBody::new(futures_util::StreamExt::chain(head, rest));
                 return Ok(Buffered::Spilled(boxed(chained)));
             }
             if buf.is_empty() && body.is_end_stream() {

@@ -30,8 +30,8 @@ use crate::headers::{append_forwarded, strip_hop_by_hop};
 use crate::limits::{
     self, lock_held, Admission, Facts, Held, HeldList, RateHeaders, Refusal, Spent,
 };
-use crate::pipeline::{BodyBuf, RequestPayload, ResponseWork};
 use crate::metrics::{AuthLabels, BackendLabels, Label, RequestLabels, RouteLabels};
+use crate::pipeline::{BodyBuf, RequestPayload, ResponseWork};
 use crate::proxy::{ConnInfo, Proxy, Runtime};
 use crate::reply::LocalReply;
 use crate::routing::{self, RequestView};
@@ -73,6 +73,8 @@ struct Exchange {
     held: HeldList,
     /// The route's rate-limit state, for the `x-ratelimit-*` headers.
     rate_headers: Option<RateHeaders>,
+    /// Request headers payload processors set (forwarded to AI providers).
+    processor_headers: Vec<http::HeaderName>,
 }
 
 /// Why the gateway answered a request itself.
@@ -147,6 +149,7 @@ impl Proxy {
             identity: None,
             held: HeldList::default(),
             rate_headers: None,
+            processor_headers: Vec::new(),
         };
         let resp = match self.forward(&rt, &conn, req, &mut x).await {
             Ok(resp) => resp,
@@ -413,6 +416,7 @@ impl Proxy {
                     client_headers: req.headers(),
                     // A policy that applies has admitted the caller by now (or answered).
                     identity_headers: access.map(|p| &p.identity_headers),
+                    processor_headers: &x.processor_headers,
                     request_id: &x.request_id,
                     started: x.started,
                     tally,
@@ -611,7 +615,9 @@ impl Proxy {
             }
         }
         let model_header = req.headers().get(ai::MODEL_HEADER).cloned();
-        let (mut parts, mut incoming) = std::mem::replace(req, Request::new(body::empty())).into_parts();
+        let model = x.model.clone();
+        let (mut parts, mut incoming) =
+            std::mem::replace(req, Request::new(body::empty())).into_parts();
         let result = {
             let mut payload = RequestPayload {
                 method: &parts.method,
@@ -619,9 +625,10 @@ impl Proxy {
                 headers: &mut parts.headers,
                 body: buf.as_mut(),
                 op: intake.as_ref().map(|i| i.op),
-                model: x.model.as_deref(),
+                model: model.as_deref(),
                 upstreams: &rt.upstreams,
                 body_too_large,
+                set_headers: &mut x.processor_headers,
             };
             self.run_request_pipeline(pipeline, &mut payload).await
         };
@@ -632,7 +639,9 @@ impl Proxy {
         if let Some(mut buf) = buf {
             let bytes = buf.bytes();
             if buf.changed() {
-                parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                parts
+                    .headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 if let Some(i) = intake.as_mut() {
                     let mut reparsed = sluice_llm::request::InferenceRequest::parse(i.op, bytes.clone())
                         .map_err(|e| {

@@ -70,7 +70,9 @@ pub(super) fn compile(
             "PrivateKey" => secrets.push(SecretKind::PrivateKey),
             other => diags.error(p.error(
                 format!("{field}.secrets[{i}]"),
-                format!("unknown secret kind {other:?}: use APIKey, AWSAccessKey, PrivateKey or All"),
+                format!(
+                    "unknown secret kind {other:?}: use APIKey, AWSAccessKey, PrivateKey or All"
+                ),
             )),
         }
     }

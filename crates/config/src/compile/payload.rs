@@ -17,8 +17,7 @@ use crate::duration::parse_duration;
 use crate::error::Diagnostics;
 use crate::ir::{
     BackendTarget, BlockReply, BodyMode, Endpoints, ExtProcess, InProcess, JsonPath, Mutations,
-    Pipeline, ProcessingMode, Processor, ProcessorKind, ValueExpr, Webhook,
-    DEFAULT_MAX_BODY_BYTES,
+    Pipeline, ProcessingMode, Processor, ProcessorKind, ValueExpr, Webhook, DEFAULT_MAX_BODY_BYTES,
 };
 use crate::objects::payload::{
     BlockSpec, ExtProcessSpec, InProcessSpec, MutationSpec, PayloadProcessorSpec, ProcessorSpec,
@@ -76,7 +75,11 @@ struct Compiled<'a> {
     processors: Vec<Processor>,
 }
 
-pub(crate) fn build(idx: &Index<'_>, clusters: &mut Clusters, diags: &mut Diagnostics) -> PayloadCatalog {
+pub(crate) fn build(
+    idx: &Index<'_>,
+    clusters: &mut Clusters,
+    diags: &mut Diagnostics,
+) -> PayloadCatalog {
     let mut groups: HashMap<(TargetKind, Key, Phase), Vec<Compiled<'_>>> = HashMap::new();
     for (load_order, p) in idx.set.payload_processors.iter().enumerate() {
         let before = diags.errors.len();
@@ -88,7 +91,10 @@ pub(crate) fn build(idx: &Index<'_>, clusters: &mut Clusters, diags: &mut Diagno
             continue;
         }
         let key = (p.namespace().to_string(), p.spec.target_ref.name.clone());
-        groups.entry((target, key, phase)).or_default().push(compiled);
+        groups
+            .entry((target, key, phase))
+            .or_default()
+            .push(compiled);
     }
     let mut cat = PayloadCatalog::default();
     for ((target, key, phase), mut objects) in groups {
@@ -570,7 +576,10 @@ fn webhook(
     let path = match http::uri::PathAndQuery::try_from(path) {
         Ok(pq) if path.starts_with('/') => pq,
         _ => {
-            diags.error(p.error(format!("{field}.path"), format!("{path:?} is not an absolute path")));
+            diags.error(p.error(
+                format!("{field}.path"),
+                format!("{path:?} is not an absolute path"),
+            ));
             return None;
         }
     };
@@ -581,7 +590,14 @@ fn webhook(
         "blocked by content policy",
         diags,
     );
-    let (cluster, host) = destination(idx, p, &s.backend_ref, &format!("{field}.backendRef"), clusters, diags)?;
+    let (cluster, host) = destination(
+        idx,
+        p,
+        &s.backend_ref,
+        &format!("{field}.backendRef"),
+        clusters,
+        diags,
+    )?;
     Some(Webhook {
         cluster,
         host,
@@ -679,12 +695,41 @@ fn ext_process(
     let m = s.processing_mode.clone().unwrap_or_default();
     let mf = format!("{field}.processingMode");
     let mode = ProcessingMode {
-        request_headers: header_mode(p, m.request_header_mode.as_deref(), true, &format!("{mf}.requestHeaderMode"), diags),
-        request_body: body_mode(p, m.request_body_mode.as_deref(), &format!("{mf}.requestBodyMode"), diags),
-        response_headers: header_mode(p, m.response_header_mode.as_deref(), false, &format!("{mf}.responseHeaderMode"), diags),
-        response_body: body_mode(p, m.response_body_mode.as_deref(), &format!("{mf}.responseBodyMode"), diags),
+        request_headers: header_mode(
+            p,
+            m.request_header_mode.as_deref(),
+            true,
+            &format!("{mf}.requestHeaderMode"),
+            diags,
+        ),
+        request_body: body_mode(
+            p,
+            m.request_body_mode.as_deref(),
+            &format!("{mf}.requestBodyMode"),
+            diags,
+        ),
+        response_headers: header_mode(
+            p,
+            m.response_header_mode.as_deref(),
+            false,
+            &format!("{mf}.responseHeaderMode"),
+            diags,
+        ),
+        response_body: body_mode(
+            p,
+            m.response_body_mode.as_deref(),
+            &format!("{mf}.responseBodyMode"),
+            diags,
+        ),
     };
-    let (cluster, _) = destination(idx, p, &s.backend_ref, &format!("{field}.backendRef"), clusters, diags)?;
+    let (cluster, _) = destination(
+        idx,
+        p,
+        &s.backend_ref,
+        &format!("{field}.backendRef"),
+        clusters,
+        diags,
+    )?;
     let authority = match &cluster.endpoints {
         Endpoints::Dns { hostname, port } => format!("{hostname}:{port}"),
         Endpoints::Static(addrs) => match addrs.first() {
@@ -698,11 +743,18 @@ fn ext_process(
             }
         },
     };
-    let scheme = if cluster.tls.is_some() { "https" } else { "http" };
+    let scheme = if cluster.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let uri: http::Uri = match format!("{scheme}://{authority}").parse() {
         Ok(u) => u,
         Err(e) => {
-            diags.error(p.error(format!("{field}.backendRef"), format!("invalid address: {e}")));
+            diags.error(p.error(
+                format!("{field}.backendRef"),
+                format!("invalid address: {e}"),
+            ));
             return None;
         }
     };
@@ -756,7 +808,9 @@ fn report_conflicts(objects: &[Compiled<'_>], diags: &mut Diagnostics) {
                 let sides = [(true, ip.request.as_ref()), (false, ip.response.as_ref())];
                 for (is_request, m) in sides {
                     for (h, _) in m.map(|m| m.set_headers.as_slice()).unwrap_or_default() {
-                        if let Some(first) = seen_headers.insert((is_request, h.clone()), &proc.name) {
+                        if let Some(first) =
+                            seen_headers.insert((is_request, h.clone()), &proc.name)
+                        {
                             diags.warn(c.object.error(
                                 format!("spec.processors[{i}]"),
                                 format!(

@@ -153,7 +153,9 @@ impl JsonPath {
                     }
                     let name = &rest[start..end];
                     if name.is_empty() || name == "*" {
-                        return Err(format!("JSONPath {text:?}: expected a member name after `.`"));
+                        return Err(format!(
+                            "JSONPath {text:?}: expected a member name after `.`"
+                        ));
                     }
                     steps.push(PathStep::Member(name.to_string()));
                     i = end;
@@ -177,11 +179,18 @@ impl JsonPath {
                     }
                     i = close + 1;
                 }
-                _ => return Err(format!("JSONPath {text:?}: unexpected character at {}", i + 1)),
+                _ => {
+                    return Err(format!(
+                        "JSONPath {text:?}: unexpected character at {}",
+                        i + 1
+                    ))
+                }
             }
         }
         if steps.is_empty() {
-            return Err(format!("JSONPath {text:?} names the whole body, not a field"));
+            return Err(format!(
+                "JSONPath {text:?} names the whole body, not a field"
+            ));
         }
         Ok(JsonPath {
             source: text.to_string(),

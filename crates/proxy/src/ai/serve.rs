@@ -48,6 +48,8 @@ pub struct ServeAi<'a> {
     pub client_headers: &'a HeaderMap,
     /// Identity headers an access policy set, forwarded to the provider (before any signing).
     pub identity_headers: Option<&'a sluice_policy::auth::access::IdentityHeaders>,
+    /// Headers payload processors set: configuration, so forwarded like identity headers.
+    pub processor_headers: &'a [http::HeaderName],
     pub request_id: &'a HeaderValue,
     pub started: Instant,
     pub tally: SharedTally,
@@ -362,7 +364,12 @@ impl Proxy {
             }
             None => picked.fallback_authority.clone(),
         };
-        for name in s.identity_headers.into_iter().flat_map(|h| h.names()) {
+        for name in s
+            .identity_headers
+            .into_iter()
+            .flat_map(|h| h.names())
+            .chain(s.processor_headers)
+        {
             if let Some(v) = s.client_headers.get(name) {
                 call.headers.insert(name.clone(), v.clone());
             }

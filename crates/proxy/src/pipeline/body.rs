@@ -70,7 +70,10 @@ impl BodyBuf {
 
     /// Lets `edit` change the tree in place; it says whether it changed anything, so a pass
     /// that only reads leaves the body as it came.
-    pub fn json_edit<R>(&mut self, edit: impl FnOnce(&mut Value) -> (R, bool)) -> Result<R, Failure> {
+    pub fn json_edit<R>(
+        &mut self,
+        edit: impl FnOnce(&mut Value) -> (R, bool),
+    ) -> Result<R, Failure> {
         self.parse()?;
         let root = self.json.get_or_insert(Value::Null);
         let (r, changed) = edit(root);
@@ -122,9 +125,9 @@ pub fn set(root: &mut Value, path: &JsonPath, value: Value) -> Result<(), Failur
                 obj.entry(m.clone())
                     .or_insert_with(|| Value::Object(Default::default()))
             }
-            PathStep::Index(i) => at
-                .get_mut(*i)
-                .ok_or_else(|| Failure::Error(format!("{}: index {i} is out of range", path.source)))?,
+            PathStep::Index(i) => at.get_mut(*i).ok_or_else(|| {
+                Failure::Error(format!("{}: index {i} is out of range", path.source))
+            })?,
         };
     }
     match last {
@@ -134,9 +137,9 @@ pub fn set(root: &mut Value, path: &JsonPath, value: Value) -> Result<(), Failur
                 .insert(m.clone(), value);
         }
         PathStep::Index(i) => {
-            let slot = at
-                .get_mut(*i)
-                .ok_or_else(|| Failure::Error(format!("{}: index {i} is out of range", path.source)))?;
+            let slot = at.get_mut(*i).ok_or_else(|| {
+                Failure::Error(format!("{}: index {i} is out of range", path.source))
+            })?;
             *slot = value;
         }
     }
@@ -191,7 +194,10 @@ mod tests {
         set(&mut v, &path("$.list[1]"), json!(9)).expect("set index");
         assert_eq!(v["list"], json!([1, 9, 3]));
         assert!(set(&mut v, &path("$.list[7]"), json!(0)).is_err());
-        assert!(set(&mut v, &path("$.a.b.c"), json!(0)).is_err(), "1 is not an object");
+        assert!(
+            set(&mut v, &path("$.a.b.c"), json!(0)).is_err(),
+            "1 is not an object"
+        );
         remove(&mut v, &path("$.a.b"));
         remove(&mut v, &path("$.nope.x"));
         assert_eq!(v["a"], json!({"c": {"d": "x"}}));

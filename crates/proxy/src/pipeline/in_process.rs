@@ -51,9 +51,13 @@ pub fn on_request(m: &Mutations, req: &mut RequestPayload<'_>) -> Result<(), Fai
     }
     for (name, value) in headers_out {
         req.headers.insert(name.clone(), value);
+        if !req.set_headers.contains(name) {
+            req.set_headers.push(name.clone());
+        }
     }
     for name in &m.remove_headers {
         req.headers.remove(name);
+        req.set_headers.retain(|n| n != name);
     }
     if !fields_out.is_empty() || !m.remove_body_fields.is_empty() {
         let buf = req
@@ -124,13 +128,15 @@ pub fn on_response(
      -> Result<Value, Failure> {
         match expr {
             ValueExpr::BodyField(path) => {
-                let buf = body
-                    .as_deref_mut()
-                    .ok_or_else(|| Failure::Error("a streamed answer has no body to read".into()))?;
+                let buf = body.as_deref_mut().ok_or_else(|| {
+                    Failure::Error("a streamed answer has no body to read".into())
+                })?;
                 body::get(buf.json()?, path)
                     .filter(|v| !v.is_null())
                     .cloned()
-                    .ok_or_else(|| Failure::Error(format!("the answer has no field {}", path.source)))
+                    .ok_or_else(|| {
+                        Failure::Error(format!("the answer has no field {}", path.source))
+                    })
             }
             // Request headers in a response expression: read from the request's snapshot.
             ValueExpr::Header(name) => request["headers"]

@@ -53,6 +53,8 @@ pub struct RequestPayload<'a> {
     /// Set when the body was larger than the pipeline's limit (and so was not buffered): a
     /// processor that reads it fails with [`Failure::TooLarge`].
     pub body_too_large: Option<usize>,
+    /// Names of the headers processors set, so the AI path forwards them to providers.
+    pub set_headers: &'a mut Vec<http::HeaderName>,
 }
 
 /// What one processor decided.
@@ -131,7 +133,9 @@ impl Failure {
             Failure::Error(_) => (StatusCode::INTERNAL_SERVER_ERROR, "processor_failed"),
         };
         let message = match self {
-            Failure::TooLarge(n) => format!("the body exceeds the limit of {n} bytes for payload processing"),
+            Failure::TooLarge(n) => {
+                format!("the body exceeds the limit of {n} bytes for payload processing")
+            }
             // Processor internals (addresses, expressions) stay in the log.
             _ => format!("payload processor {processor} failed"),
         };
@@ -174,11 +178,10 @@ impl Proxy {
     ) -> Result<(), Rejection> {
         for p in &pipeline.processors {
             let started = Instant::now();
-            let result =
-                match tokio::time::timeout(p.timeout, self.process_request(p, req)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::Timeout(p.timeout)),
-                };
+            let result = match tokio::time::timeout(p.timeout, self.process_request(p, req)).await {
+                Ok(r) => r,
+                Err(_) => Err(Failure::Timeout(p.timeout)),
+            };
             let outcome = self.settle_outcome(p, "request", result, started)?;
             if !outcome {
                 break;

@@ -48,9 +48,7 @@ fn reads_body(p: &Processor) -> bool {
     match &p.kind {
         ProcessorKind::InProcess(ip) => ip.response.as_ref().is_some_and(|m| m.reads_body()),
         ProcessorKind::Guardrail(_) | ProcessorKind::Webhook(_) => true,
-        ProcessorKind::ExtProcess(e) => {
-            e.mode.response_body != sluice_config::ir::BodyMode::None
-        }
+        ProcessorKind::ExtProcess(e) => e.mode.response_body != sluice_config::ir::BodyMode::None,
     }
 }
 
@@ -90,7 +88,13 @@ impl Proxy {
         };
         for p in work.processors() {
             let started = Instant::now();
-            let run = self.process_whole_answer(p, work, &mut parts, buf.as_mut(), needs_body && spilled.is_some());
+            let run = self.process_whole_answer(
+                p,
+                work,
+                &mut parts,
+                buf.as_mut(),
+                needs_body && spilled.is_some(),
+            );
             let result = match tokio::time::timeout(p.timeout, run).await {
                 Ok(r) => r,
                 Err(_) => Err(Failure::Timeout(p.timeout)),
@@ -102,7 +106,9 @@ impl Proxy {
                 if b.changed() {
                     parts.headers.remove(CONTENT_LENGTH);
                     let bytes = b.bytes();
-                    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                    parts
+                        .headers
+                        .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                     body::full(bytes)
                 } else {
                     body::full(b.bytes())
@@ -127,8 +133,10 @@ impl Proxy {
         }
         match &p.kind {
             ProcessorKind::InProcess(ip) => match &ip.response {
-                Some(m) => in_process::on_response(m, &work.request, parts.status, &mut parts.headers, buf)
-                    .map(|()| Verdict::Continue),
+                Some(m) => {
+                    in_process::on_response(m, &work.request, parts.status, &mut parts.headers, buf)
+                        .map(|()| Verdict::Continue)
+                }
                 None => Ok(Verdict::Continue),
             },
             ProcessorKind::Guardrail(g) => match buf {
@@ -159,8 +167,14 @@ impl Proxy {
             let started = Instant::now();
             let result = match &p.kind {
                 ProcessorKind::InProcess(ip) => match &ip.response {
-                    Some(m) => in_process::on_response(m, &work.request, parts.status, &mut parts.headers, None)
-                        .map(|()| Verdict::Continue),
+                    Some(m) => in_process::on_response(
+                        m,
+                        &work.request,
+                        parts.status,
+                        &mut parts.headers,
+                        None,
+                    )
+                    .map(|()| Verdict::Continue),
                     None => Ok(Verdict::Continue),
                 },
                 ProcessorKind::Guardrail(g) => match (work.op, work.dialect) {
@@ -184,7 +198,9 @@ impl Proxy {
                     "a moderation webhook checks whole answers; this one is streamed".into(),
                 )),
                 ProcessorKind::ExtProcess(e) => {
-                    let run = self.ext_proc.on_response(e, &p.name, &work.request, &mut parts, None);
+                    let run =
+                        self.ext_proc
+                            .on_response(e, &p.name, &work.request, &mut parts, None);
                     match tokio::time::timeout(p.timeout, run).await {
                         Ok(r) => r,
                         Err(_) => Err(Failure::Timeout(p.timeout)),

@@ -83,9 +83,9 @@ async fn judge(
     if texts.is_empty() {
         return Ok(Verdict::Continue);
     }
-    let picked = upstream
-        .pick()
-        .ok_or_else(|| Failure::Unavailable("the moderation service has no ready endpoint".into()))?;
+    let picked = upstream.pick().ok_or_else(|| {
+        Failure::Unavailable("the moderation service has no ready endpoint".into())
+    })?;
     let authority = match &w.host {
         Some(h) => Authority::try_from(&**h).unwrap_or_else(|_| picked.fallback_authority.clone()),
         None => picked.fallback_authority.clone(),
@@ -107,17 +107,23 @@ async fn judge(
     }
     let resp = picked.client.request(call).await.map_err(|e| {
         if e.is_connect() {
-            Failure::Unavailable(format!("could not connect to the moderation service at {}", picked.address))
+            Failure::Unavailable(format!(
+                "could not connect to the moderation service at {}",
+                picked.address
+            ))
         } else {
             Failure::Unavailable(format!("the moderation service failed: {e}"))
         }
     })?;
     let status = resp.status();
-    let body = crate::body::collect_limited(crate::body::boxed(resp.into_body()), MAX_VERDICT_BYTES)
-        .await
-        .map_err(|_| Failure::Error("the moderation answer could not be read".into()))?;
+    let body =
+        crate::body::collect_limited(crate::body::boxed(resp.into_body()), MAX_VERDICT_BYTES)
+            .await
+            .map_err(|_| Failure::Error("the moderation answer could not be read".into()))?;
     if !status.is_success() {
-        return Err(Failure::Unavailable(format!("the moderation service answered {status}")));
+        return Err(Failure::Unavailable(format!(
+            "the moderation service answered {status}"
+        )));
     }
     let verdict: Value = serde_json::from_slice(&body)
         .map_err(|e| Failure::Error(format!("the moderation answer is not JSON: {e}")))?;

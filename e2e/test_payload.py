@@ -1,0 +1,432 @@
+"""End to end: the payload-processing pipeline (`PayloadProcessor`) through the official SDKs.
+
+The gateway sends to simulators of the providers' APIs, which echo the last user message in their
+answers ("Hello from openai! You said: ..."), streamed word by word; so what the provider received and
+what the client was sent are both visible. A moderation service speaking the OpenAI moderation API runs
+in-process on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import anthropic
+import httpx2 as httpx  # the HTTP client the openai SDK is built on
+import openai
+import pytest
+
+from gateway import GATEWAY, Gateway, backend_for, free_port
+from sims import AnthropicSim, OpenAISim
+
+HI = [{"role": "user", "content": "Hi"}]
+KEY = "sk-sim-openai-0123456789"
+ANTHROPIC_KEY = "sk-ant-sim-0123456789"
+
+
+def backends(openai_port: int, anthropic_port: int | None = None) -> str:
+    """AIBackends for the OpenAI simulator (and the Anthropic one), one route to them."""
+    parts = [
+        backend_for("openai-sim", openai_port),
+        f"""
+apiVersion: v1
+kind: Secret
+metadata: {{name: keys, namespace: default}}
+stringData: {{openai: {KEY}, anthropic: {ANTHROPIC_KEY}}}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: AIBackend
+metadata: {{name: openai, namespace: default}}
+spec:
+  provider: {{type: OpenAI}}
+  backendRef: {{group: gateway.networking.k8s.io, kind: Backend, name: openai-sim}}
+  credentials: {{secretRef: {{name: keys, key: openai}}}}
+  models: ["gpt-*"]
+""",
+    ]
+    refs = "    - {group: sluice.dev, kind: AIBackend, name: openai}\n"
+    if anthropic_port is not None:
+        parts.append(backend_for("anthropic-sim", anthropic_port))
+        parts.append(
+            """
+apiVersion: sluice.dev/v1alpha1
+kind: AIBackend
+metadata: {name: anthropic, namespace: default}
+spec:
+  provider: {type: Anthropic}
+  backendRef: {group: gateway.networking.k8s.io, kind: Backend, name: anthropic-sim}
+  credentials: {secretRef: {name: keys, key: anthropic}}
+  models: ["claude-*"]
+"""
+        )
+        refs += "    - {group: sluice.dev, kind: AIBackend, name: anthropic}\n"
+    parts.append(
+        f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: llm, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs:
+{refs}"""
+    )
+    return "\n---\n".join(parts)
+
+
+def processor(spec: str, name: str = "pp", phase: str = "PostRouting", target: str = "kind: Gateway, name: gw") -> str:
+    return f"""
+apiVersion: gateway.networking.k8s.io/v1alpha1
+kind: PayloadProcessor
+metadata: {{name: {name}, namespace: default}}
+spec:
+  targetRef: {{group: gateway.networking.k8s.io, {target}}}
+  phase: {phase}
+{spec}"""
+
+
+def config(*parts: str) -> str:
+    return "\n---\n".join([GATEWAY, *parts])
+
+
+def client(gw: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.openai_base_url, api_key="client-key", max_retries=0)
+
+
+def metric(gw: Gateway, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in gw.metrics().splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class Moderation:
+    """A moderation service speaking the OpenAI moderation API: flags texts containing a banned word.
+    ``delay`` holds every answer (for timeout tests); ``calls`` counts them."""
+
+    BANNED = "zorblax"
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.delay = 0.0
+        self.release = threading.Event()
+        mod = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                mod.calls.append(body)
+                if mod.delay:
+                    mod.release.wait(mod.delay)
+                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                results = []
+                for text in inputs:
+                    hit = mod.BANNED in text.lower()
+                    results.append(
+                        {
+                            "flagged": hit,
+                            "categories": {"harassment": hit, "violence": False},
+                            "category_scores": {"harassment": 0.97 if hit else 0.01, "violence": 0.0},
+                        }
+                    )
+                out = json.dumps({"id": "modr-1", "model": body.get("model", "omni-moderation-latest"), "results": results}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def moderation():
+    m = Moderation()
+    yield m
+    m.close()
+
+
+# -- the WG canonical example ---------------------------------------------------------------------------
+
+
+def test_canonical_example_routes_by_model_from_the_body():
+    """`X-Gateway-Model-Name` set from `json(request.body).model` in PreRouting, then plain HTTPRoute
+    header matches send each model to its own server (no AI backends involved: body-based routing)."""
+    with OpenAISim(api_key=KEY) as big, OpenAISim(api_key=KEY) as small:
+        cfg = config(
+            backend_for("big", big.port),
+            backend_for("small", small.port),
+            """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: by-model, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{headers: [{name: X-Gateway-Model-Name, value: gpt-4o}]}]
+    backendRefs: [{group: gateway.networking.k8s.io, kind: Backend, name: big}]
+  - matches: [{headers: [{name: X-Gateway-Model-Name, value: gpt-4o-mini}]}]
+    backendRefs: [{group: gateway.networking.k8s.io, kind: Backend, name: small}]
+""",
+            processor(
+                """  processors:
+  - name: model-header
+    type: InProcess
+    inProcess:
+      request:
+        setHeaders:
+        - name: X-Gateway-Model-Name
+          value: json(request.body).model
+""",
+                phase="PreRouting",
+            ),
+        )
+        with Gateway(cfg) as gw:
+            c = openai.OpenAI(base_url=gw.openai_base_url, api_key=KEY, max_retries=0)
+            a = c.chat.completions.create(model="gpt-4o", messages=HI)
+            b = c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+            assert a.model.startswith("gpt-4o") and b.model.startswith("gpt-4o-mini")
+            assert [r.json["model"] for r in big.requests] == ["gpt-4o"]
+            assert [r.json["model"] for r in small.requests] == ["gpt-4o-mini"]
+            # A model no rule matches: 404, and neither server sees it.
+            with pytest.raises(openai.NotFoundError):
+                c.chat.completions.create(model="gpt-5", messages=HI)
+            assert len(big.requests) == 1 and len(small.requests) == 1
+
+
+# -- InProcess: order, body mutations, short-circuit, failure modes ----------------------------------------
+
+
+def test_processors_run_in_order_and_mutate_headers_and_body(openai_sim):
+    """The second processor reads the header the first set; body fields are set and removed before the
+    provider sees the request; the Gateway's objects run oldest first."""
+    older = processor(
+        """  processors:
+  - name: first
+    type: InProcess
+    inProcess:
+      request:
+        setHeaders: [{name: x-step, value: "'one'"}]
+        setBodyFields: [{path: $.user, value: "request.headers['x-tenant'] + '-user'"}]
+        removeBodyFields: [$.metadata]
+""",
+        name="older",
+    ).replace("metadata: {name: older, namespace: default}", 'metadata: {name: older, namespace: default, creationTimestamp: "2026-01-01T00:00:00Z"}')
+    newer = processor(
+        """  processors:
+  - name: second
+    type: InProcess
+    inProcess:
+      request:
+        setBodyFields: [{path: $.metadata_seen, value: "request.headers['x-step'] + '-two'"}]
+""",
+        name="newer",
+    ).replace("metadata: {name: newer, namespace: default}", 'metadata: {name: newer, namespace: default, creationTimestamp: "2026-02-01T00:00:00Z"}')
+    # Listed newest first: the timestamps, not the file order, decide.
+    with Gateway(config(backends(openai_sim.port), newer, older)) as gw:
+        c = client(gw)
+        r = c.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=HI,
+            extra_headers={"x-tenant": "acme"},
+            extra_body={"metadata": {"drop": "me"}},
+        )
+        assert r.choices[0].message.content.endswith("You said: Hi")
+        sent = openai_sim.requests[-1].json
+        assert sent["user"] == "acme-user"
+        assert sent["metadata_seen"] == "one-two"
+        assert "metadata" not in sent
+
+
+@pytest.mark.parametrize("mode", ["FailClosed", "FailOpen"])
+def test_cel_runtime_error_follows_the_failure_mode(openai_sim, mode):
+    cfg = config(
+        backends(openai_sim.port),
+        processor(
+            f"""  processors:
+  - name: needs-tenant
+    type: InProcess
+    failureMode: {mode}
+    inProcess:
+      request:
+        setHeaders: [{{name: x-tenant-upper, value: "json(request.body).tenant.upperAscii()"}}]
+"""
+        ),
+    )
+    with Gateway(cfg) as gw:
+        c = client(gw)
+        if mode == "FailClosed":
+            with pytest.raises(openai.InternalServerError) as e:
+                c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+            assert e.value.status_code == 500
+            assert e.value.body["code"] == "processor_failed"
+            assert "default/pp/needs-tenant" in e.value.body["message"]
+            assert openai_sim.requests == []
+        else:
+            r = c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+            assert r.choices[0].message.content.endswith("You said: Hi")
+        outcome = "failed_closed" if mode == "FailClosed" else "failed_open"
+        assert metric(gw, "sluice_processor_decisions_total", processor="default/pp/needs-tenant", outcome=outcome) == 1
+
+
+@pytest.mark.parametrize("mode", ["FailClosed", "FailOpen"])
+def test_oversized_body_follows_the_failure_mode(openai_sim, mode):
+    cfg = config(
+        backends(openai_sim.port),
+        processor(
+            f"""  maxBodyBytes: 1024
+  processors:
+  - name: reads-body
+    type: InProcess
+    failureMode: {mode}
+    inProcess:
+      request:
+        setHeaders: [{{name: x-model, value: json(request.body).model}}]
+"""
+        ),
+    )
+    big = [{"role": "user", "content": "word " * 400}]
+    with Gateway(cfg) as gw:
+        c = client(gw)
+        # A small request passes either way.
+        c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        assert openai_sim.requests[-1].headers.get("x-model") == "gpt-4o-mini"
+        if mode == "FailClosed":
+            with pytest.raises(openai.APIStatusError) as e:
+                c.chat.completions.create(model="gpt-4o-mini", messages=big)
+            assert e.value.status_code == 413
+            assert len(openai_sim.requests) == 1, "the oversized request never reached the provider"
+        else:
+            c.chat.completions.create(model="gpt-4o-mini", messages=big)
+            assert len(openai_sim.requests) == 2
+            assert "x-model" not in openai_sim.requests[-1].headers
+
+
+# -- Webhook: verdicts, outage, timeout ------------------------------------------------------------------
+
+
+def webhook_processor(port: int, mode: str = "FailClosed", timeout: str = "1s", apply_to: str = "[Request]") -> str:
+    return (
+        backend_for("moderation", port)
+        + "\n---\n"
+        + processor(
+            f"""  processors:
+  - name: moderation
+    type: Webhook
+    failureMode: {mode}
+    timeout: {timeout}
+    webhook:
+      backendRef: {{group: gateway.networking.k8s.io, kind: Backend, name: moderation}}
+      model: omni-moderation-latest
+      applyTo: {apply_to}
+      block: {{status: 400, message: "Your request was flagged by the moderation service."}}
+"""
+        )
+    )
+
+
+def test_webhook_blocks_flagged_requests_in_both_dialects(openai_sim, anthropic_sim, moderation):
+    anthropic_sim.api_key = ANTHROPIC_KEY
+    with Gateway(config(backends(openai_sim.port, anthropic_sim.port), webhook_processor(moderation.port))) as gw:
+        c = client(gw)
+        ok = c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}])
+        assert ok.choices[0].message.content.endswith("hello there")
+        assert moderation.calls[-1] == {"input": ["hello there"], "model": "omni-moderation-latest"}
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "system", "content": "be nice"}, {"role": "user", "content": "say ZORBLAX"}],
+            )
+        assert e.value.body["code"] == "content_blocked"
+        assert e.value.body["message"] == "Your request was flagged by the moderation service."
+        assert moderation.calls[-1]["input"] == ["be nice", "say ZORBLAX"]
+        a = anthropic.Anthropic(base_url=gw.origin, api_key="client-key", max_retries=0)
+        with pytest.raises(anthropic.BadRequestError) as e:
+            a.messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "zorblax!"}])
+        assert e.value.body["type"] == "error"
+        assert e.value.body["error"]["type"] == "invalid_request_error"
+        assert len(openai_sim.requests) == 1 and anthropic_sim.requests == []
+        assert metric(gw, "sluice_guardrail_findings_total", detector="webhook:harassment", action="block") == 2
+
+
+@pytest.mark.parametrize("mode", ["FailClosed", "FailOpen"])
+def test_webhook_down_follows_the_failure_mode(openai_sim, mode):
+    dead = free_port()  # nothing listens here
+    with Gateway(config(backends(openai_sim.port), webhook_processor(dead, mode=mode))) as gw:
+        c = client(gw)
+        if mode == "FailClosed":
+            with pytest.raises(openai.APIStatusError) as e:
+                c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+            assert e.value.status_code == 503
+            assert e.value.body["code"] == "processor_unavailable"
+            assert str(dead) not in json.dumps(e.value.body), "no internal address in the error"
+            assert openai_sim.requests == []
+        else:
+            c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+            assert len(openai_sim.requests) == 1
+
+
+@pytest.mark.parametrize("mode", ["FailClosed", "FailOpen"])
+def test_webhook_timeout_follows_the_failure_mode(openai_sim, moderation, mode):
+    moderation.delay = 5.0
+    with Gateway(config(backends(openai_sim.port), webhook_processor(moderation.port, mode=mode, timeout="200ms"))) as gw:
+        c = client(gw)
+        started = time.monotonic()
+        if mode == "FailClosed":
+            with pytest.raises(openai.APIStatusError) as e:
+                c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+            assert e.value.status_code == 504
+            assert e.value.body["code"] == "processor_timeout"
+        else:
+            c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+            assert len(openai_sim.requests) == 1
+        assert time.monotonic() - started < 3.0, "the processor's timeout bounds the wait"
+        moderation.release.set()
+
+
+def test_bad_config_is_reported_and_a_bad_reload_keeps_the_old_pipeline(openai_sim, tmp_path):
+    """validate names file, object and field; a reload that fails leaves the running pipeline."""
+    good = config(
+        backends(openai_sim.port),
+        processor(
+            """  processors:
+  - name: tag
+    type: InProcess
+    inProcess:
+      request:
+        setHeaders: [{name: x-tag, value: "'v1'"}]
+"""
+        ),
+    )
+    bad = good.replace("value: \"'v1'\"", 'value: "request.nope + "')
+    with Gateway(good) as gw:
+        c = client(gw)
+        c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        assert openai_sim.requests[-1].headers["x-tag"] == "v1"
+        reloads = metric(gw, "sluice_config_reloads_total", result="failed")
+        gw.config_path.write_text(bad.replace("{port}", str(gw.port)))
+        deadline = time.monotonic() + 10
+        while metric(gw, "sluice_config_reloads_total", result="failed") == reloads:
+            assert time.monotonic() < deadline, "the bad reload was never attempted"
+            time.sleep(0.05)
+        out = gw.output()
+        assert "PayloadProcessor default/pp" in out and "spec.processors[0].inProcess.request.setHeaders[0].value" in out
+        c.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        assert openai_sim.requests[-1].headers["x-tag"] == "v1"

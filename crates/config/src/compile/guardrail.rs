@@ -105,8 +105,8 @@ pub(super) fn compile(
     let regex = lists(&s.regex, "regex", diags);
     let keywords = lists(&s.keywords, "keywords", diags);
     let caps = s.max_text_bytes.is_some() || s.max_input_tokens.is_some();
-    if pii.is_empty()
-        && secrets.is_empty()
+    if s.pii.is_empty()
+        && s.secrets.is_empty()
         && injection_threshold.is_none()
         && regex.is_empty()
         && keywords.is_empty()

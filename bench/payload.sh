@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Payload-processing benchmark: what a pipeline of one InProcess processor (the model header from
+# the body, PreRouting) and one Guardrail (PII, secrets and prompt injection on the request; a
+# Window output guardrail on streamed answers) adds to a typical ~2 KB chat request, against the
+# same AI route with no processors. One sluice process serves both Gateways.
+#
+#   bench/payload.sh                   # full run (~2 minutes), prints a markdown table
+#   DURATION=5s ROUNDS=3 bench/payload.sh
+#
+# Layout as bench/ai.sh: sluice on core 0, upstream nginx and wrk on core 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+UPSTREAM_PORT=18481
+PLAIN_PORT=18480
+PIPELINE_PORT=18482
+ADMIN=127.0.0.1:18490
+work=$(mktemp -d /tmp/sluice-ppbench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+install_missing wrk:wrk nginx:nginx-light
+cargo build --release -p sluice >&2
+bin=target/release/sluice
+
+mkdir -p "$work/up"
+json='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Sure. Here is a short, plain answer with nothing sensitive in it."},"finish_reason":"stop"}],"usage":{"prompt_tokens":420,"completion_tokens":14,"total_tokens":434}}'
+chunk() { printf 'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[%s]%s}\\n\\n' "$1" "${2:-}"; }
+sse="$(chunk '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}')"
+for w in "Sure. " "Here " "is " "a " "short, " "plain " "answer " "with " "nothing " "sensitive " "in " "it."; do
+  sse+="$(chunk "{\"index\":0,\"delta\":{\"content\":\"$w\"},\"finish_reason\":null}")"
+done
+sse+="$(chunk '{"index":0,"delta":{},"finish_reason":"stop"}')$(chunk '' ',"usage":{"prompt_tokens":420,"completion_tokens":14,"total_tokens":434}')data: [DONE]\\n\\n"
+cat > "$work/up/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $work/up/nginx.pid;
+error_log $work/up/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_buffer_size 4m;
+  server {
+    listen 127.0.0.1:$UPSTREAM_PORT reuseport backlog=4096;
+    location /json/ { default_type application/json; return 200 '$json'; }
+    location /sse/ { default_type text/event-stream; return 200 '$sse'; }
+  }
+}
+NGX
+taskset -c "$LOAD_CPU" nginx -c "$work/up/nginx.conf" -p "$work/up" &
+pids+=($!)
+
+gateway() { # NAME PORT
+  cat <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: $1, namespace: default}
+spec:
+  gatewayClassName: sluice
+  addresses: [{value: 127.0.0.1}]
+  listeners: [{name: http, port: $2, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: $1, namespace: default}
+spec:
+  parentRefs: [{name: $1}]
+  rules:
+  - matches: [{headers: [{name: X-Gateway-Model-Name, value: gpt-4o-mini-stream}]}]
+    backendRefs: [{group: sluice.dev, kind: AIBackend, name: sse}]
+  - backendRefs: [{group: sluice.dev, kind: AIBackend, name: json}]
+---
+YAML
+}
+{
+  gateway plain "$PLAIN_PORT"
+  gateway pipeline "$PIPELINE_PORT"
+  cat <<YAML
+apiVersion: gateway.networking.k8s.io/v1alpha1
+kind: Backend
+metadata: {name: upstream, namespace: default}
+spec:
+  destination:
+    type: IP
+    ip: {address: 127.0.0.1}
+    ports: [{number: $UPSTREAM_PORT, protocol: HTTP}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: AIBackend
+metadata: {name: json, namespace: default}
+spec:
+  provider: {type: OpenAI, openai: {pathPrefix: /json}}
+  backendRef: {group: gateway.networking.k8s.io, kind: Backend, name: upstream}
+  credentials: {env: BENCH_KEY}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: AIBackend
+metadata: {name: sse, namespace: default}
+spec:
+  provider: {type: OpenAI, openai: {pathPrefix: /sse}}
+  backendRef: {group: gateway.networking.k8s.io, kind: Backend, name: upstream}
+  credentials: {env: BENCH_KEY}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha1
+kind: PayloadProcessor
+metadata: {name: model, namespace: default}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: Gateway, name: pipeline}
+  phase: PreRouting
+  processors:
+  - name: model-header
+    type: InProcess
+    inProcess:
+      request:
+        setHeaders: [{name: X-Gateway-Model-Name, value: json(request.body).model}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha1
+kind: PayloadProcessor
+metadata: {name: guard, namespace: default}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: Gateway, name: pipeline}
+  phase: PostRouting
+  processors:
+  - name: pii-and-injection
+    type: Guardrail
+    guardrail:
+      applyTo: [Request, Response]
+      pii: [All]
+      secrets: [All]
+      promptInjection: {threshold: 0.5}
+      streaming: {mode: Window}
+YAML
+} > "$work/sluice.yaml"
+BENCH_KEY=sk-bench taskset -c "$PROXY_CPU" "$bin" serve --config "$work/sluice.yaml" \
+  --admin-addr "$ADMIN" --access-log off --log-level warn &
+pids+=($!)
+
+# A typical chat request: a system prompt and a few turns, ~2 KB of prose, nothing to find.
+body_json=$(python3 - <<'PY'
+import json
+turns = [
+    {"role": "system", "content": "You are a careful assistant for a logistics company. Answer briefly, cite the policy section you rely on, and ask a clarifying question when the request is ambiguous. Never invent shipment data; say what you would need to look it up."},
+    {"role": "user", "content": "We have a pallet that left the Rotterdam depot on Tuesday and the carrier says it is delayed at the border. What are our options for rerouting it, and who needs to approve the extra cost?"},
+    {"role": "assistant", "content": "Rerouting after departure needs the carrier's consent and a change order. Under section 4.2 of the transport policy, changes that add more than ten percent to the freight cost need approval from the regional operations lead. Do you know the current estimated delay?"},
+    {"role": "user", "content": "The carrier estimates two days. The customer is waiting for the goods for a product launch, so the delay matters. Can you draft a short message to the operations lead that explains the situation, the options you mentioned, and asks for a decision by the end of the day?"},
+]
+body = {"model": "gpt-4o-mini", "messages": turns, "max_tokens": 256, "temperature": 0.2}
+print(json.dumps(body, separators=(",", ":")))
+PY
+)
+body_sse=${body_json/\"gpt-4o-mini\"/\"gpt-4o-mini-stream\"}
+body_sse=${body_sse/\"temperature\"/\"stream\":true,\"temperature\"}
+bytes=${#body_json}
+for _ in $(seq 1 100); do curl -fsS "http://$ADMIN/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+for port in "$PLAIN_PORT" "$PIPELINE_PORT"; do
+  curl -fsS "http://127.0.0.1:$port/v1/chat/completions" -d "$body_json" | grep -q 'plain answer' \
+    || { echo "gateway on $port does not answer" >&2; exit 1; }
+  curl -fsS -N "http://127.0.0.1:$port/v1/chat/completions" -d "$body_sse" | grep -q '\[DONE\]' \
+    || { echo "gateway on $port does not stream" >&2; exit 1; }
+done
+# The guardrail is really on: a prompt with a card number is refused on the pipeline Gateway only.
+pii=${body_json/a short message/a short message to card 4111 1111 1111 1111}
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PIPELINE_PORT/v1/chat/completions" -d "$pii")" = 400 ] \
+  || { echo "the guardrail did not block" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PLAIN_PORT/v1/chat/completions" -d "$pii")" = 200 ] \
+  || { echo "the plain Gateway refused" >&2; exit 1; }
+
+for kind in json sse; do
+  body_var="body_$kind"
+  cat > "$work/$kind.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '${!body_var}'
+LUA
+done
+run() { # name script port connections
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$4" -d"$DURATION" --latency -s "$work/$2.lua" "http://127.0.0.1:$3/v1/chat/completions" > "$work/$1.txt"
+}
+run warm json "$PIPELINE_PORT" 8
+declare -a AJ AS RT
+for r in $(seq 1 "$ROUNDS"); do
+  run pj json "$PLAIN_PORT" 1
+  run qj json "$PIPELINE_PORT" 1
+  run ps sse "$PLAIN_PORT" 1
+  run qs sse "$PIPELINE_PORT" 1
+  run p32 json "$PLAIN_PORT" 32
+  run q32 json "$PIPELINE_PORT" 32
+  AJ+=("$(awk -v a="$(to_us "$(pct qj 50%)")" -v b="$(to_us "$(pct pj 50%)")" 'BEGIN { printf "%.1f", a - b }')")
+  AS+=("$(awk -v a="$(to_us "$(pct qs 50%)")" -v b="$(to_us "$(pct ps 50%)")" 'BEGIN { printf "%.1f", a - b }')")
+  RT+=("$(awk -v a="$(rps q32)" -v b="$(rps p32)" 'BEGIN { printf "%.3f", a / b }')")
+  echo "round $r: p50 json plain $(pct pj 50%) pipeline $(pct qj 50%); sse plain $(pct ps 50%) pipeline $(pct qs 50%); 32 conns $(rps p32) vs $(rps q32) req/s" >&2
+done
+echo "| Payload pipeline on a $bytes-byte chat request (median of $ROUNDS interleaved rounds) | added |"
+echo "|---|---|"
+echo "| p50 latency added, non-streaming, 1 connection (InProcess + request Guardrail + response Guardrail) | $(median "${AJ[@]}") µs |"
+echo "| p50 latency added, streaming, 1 connection (+ Window output guardrail over the whole short stream) | $(median "${AS[@]}") µs |"
+echo "| throughput with the pipeline / without, 32 connections | $(median "${RT[@]}") |"
+echo
+echo "Per round (µs, non-streaming): ${AJ[*]}; streaming: ${AS[*]}"
+echo "${DURATION} per run; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

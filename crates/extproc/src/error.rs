@@ -1,8 +1,8 @@
 //! The one error type of the client.
 //!
-//! Variants are split by what the pipeline does with them: `Connect` and `Timeout` are
-//! transport trouble (worth a retry later, counted as "processor unavailable"), `Status` is the
-//! processor's own gRPC verdict, `StreamClosed` is a clean close (Envoy proceeds without the
+//! Variants are split by what the pipeline does with them: `Connect`, `ConnectionLost` and
+//! `Timeout` are transport trouble (worth a retry later, counted as "processor unavailable"),
+//! `Status` is the processor's own gRPC verdict, `StreamClosed` is a clean close (Envoy proceeds without the
 //! processor in that case; the pipeline decides), and `Protocol` / `BadHeader` /
 //! `DisallowedMutation` are a processor that answered something this client will not apply.
 
@@ -17,6 +17,10 @@ pub enum ExtProcError {
     /// No connection could be made (refused, unreachable, connect timeout, TLS handshake).
     #[error("cannot connect to the external processor: {0}")]
     Connect(String),
+    /// The connection to the processor broke (closed, reset, GOAWAY) before or during the
+    /// call. The channel reconnects for the next session.
+    #[error("lost the connection to the external processor: {0}")]
+    ConnectionLost(String),
     /// The call ran past a deadline (gRPC `DEADLINE_EXCEEDED` or a transport timeout).
     #[error("external processor call timed out")]
     Timeout,
@@ -41,11 +45,18 @@ pub enum ExtProcError {
 }
 
 impl ExtProcError {
-    /// Classifies a tonic status: transport failures to reach the server become `Connect`,
-    /// deadlines become `Timeout`, everything else keeps the processor's code and message.
+    /// Classifies a tonic status. A status the processor sent arrives in trailers and has no
+    /// source error; one that tonic made up locally from a transport failure carries it. So:
+    /// a connector failure is `Connect`, any other local failure is `ConnectionLost`,
+    /// deadlines are `Timeout`, and the rest keeps the processor's code and message.
     pub(crate) fn from_status(status: tonic::Status) -> Self {
         if let Some(connect) = find_connect_error(&status) {
             return ExtProcError::Connect(connect);
+        }
+        if let Some(source) = status.source() {
+            let mut text = status.message().to_owned();
+            push_chain(&mut text, Some(source));
+            return ExtProcError::ConnectionLost(text);
         }
         match status.code() {
             tonic::Code::DeadlineExceeded => ExtProcError::Timeout,
@@ -62,15 +73,18 @@ fn find_connect_error(status: &tonic::Status) -> Option<String> {
     while let Some(err) = source {
         if err.downcast_ref::<tonic::ConnectError>().is_some() {
             let mut text = err.to_string();
-            let mut inner = err.source();
-            while let Some(cause) = inner {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                inner = cause.source();
-            }
+            push_chain(&mut text, err.source());
             return Some(text);
         }
         source = err.source();
     }
     None
+}
+
+fn push_chain(text: &mut String, mut source: Option<&(dyn std::error::Error + 'static)>) {
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
 }

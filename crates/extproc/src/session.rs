@@ -65,6 +65,9 @@ pub(crate) type CallFuture = Pin<
     >,
 >;
 
+// The session owns its call in place: it goes Starting -> Open once, and boxing the stream
+// would add an allocation per exchange to save bytes in a value that lives on one task.
+#[allow(clippy::large_enum_variant)]
 enum Call {
     /// Request sent (or about to be); response headers not yet received.
     Starting(CallFuture),
@@ -301,39 +304,40 @@ impl Session {
     /// drives the call, so a processor that reads everything before answering cannot
     /// deadlock us.
     async fn send(&mut self, phase: Phase, message: ProcessingRequest) -> Result<(), ExtProcError> {
+        let mut message = Some(message);
+        let mut queue = |permit: Result<mpsc::Permit<'_, ProcessingRequest>, _>| match permit {
+            Ok(permit) => {
+                if let Some(message) = message.take() {
+                    permit.send(message);
+                }
+                Step::Queued
+            }
+            Err(mpsc::error::SendError(())) => Step::Closed,
+        };
         loop {
             let step = match &mut self.call {
                 Call::Starting(call) => tokio::select! {
                     biased;
-                    permit = self.tx.reserve() => Step::Reserved(permit),
+                    permit = self.tx.reserve() => queue(permit),
                     started = call => Step::Started(started),
                 },
-                Call::Open(_) => Step::Reserved(self.tx.reserve().await),
+                Call::Open(_) => queue(self.tx.reserve().await),
                 Call::Gone => return Err(ExtProcError::StreamClosed),
             };
-            // `{ step }` moves the step (and its borrow of the queue) into the match, so it
-            // is gone before `why_closed` needs `self` again.
-            let closed = match { step } {
-                Step::Reserved(Ok(permit)) => {
-                    permit.send(message);
+            match step {
+                Step::Queued => {
                     self.sent.insert(phase);
                     self.last_sent = Some(phase);
                     return Ok(());
                 }
-                Step::Reserved(Err(_)) => true,
-                Step::Started(Ok(response)) => {
-                    self.call = Call::Open(response.into_inner());
-                    false
-                }
+                // The transport dropped the request stream: the call is over, and its status
+                // says why.
+                Step::Closed => return Err(self.why_closed().await),
+                Step::Started(Ok(response)) => self.call = Call::Open(response.into_inner()),
                 Step::Started(Err(status)) => {
                     self.call = Call::Gone;
                     return Err(ExtProcError::from_status(status));
                 }
-            };
-            if closed {
-                // The transport dropped the request stream: the call is over, and its status
-                // says why.
-                return Err(self.why_closed().await);
             }
         }
     }
@@ -408,7 +412,11 @@ impl Session {
     }
 }
 
-enum Step<'a> {
-    Reserved(Result<mpsc::Permit<'a, ProcessingRequest>, mpsc::error::SendError<()>>),
+// A short-lived value on the stack of `send`; boxing the started response would cost an
+// allocation per session for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Queued,
+    Closed,
     Started(Result<tonic::Response<Streaming<ProcessingResponse>>, tonic::Status>),
 }

@@ -7,6 +7,9 @@
 //! including those the client cancelled — through a waitable counter, so tests synchronise on
 //! events, never on sleeps.
 //!
+//! Like grpc-go servers, it sends a stream's response headers only with its first reply, so
+//! a client that waits for headers before sending deadlocks here too.
+//!
 //! It is a real tonic service served by hyper's HTTP/2 server on loopback, plaintext (h2c) or
 //! TLS with ALPN `h2`. [`ExtProcServer::stop`] kills the listener and every connection at once
 //! (a crashed processor); [`ExtProcServer::restart`] brings it back on the same port.
@@ -28,7 +31,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     HeaderMutation, HeadersResponse, ImmediateResponse, ProcessingRequest, ProcessingResponse,
     TrailersResponse,
 };
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -273,49 +276,64 @@ impl ExternalProcessor for Processor {
     ) -> Result<Response<Self::ProcessStream>, Status> {
         self.shared.streams_opened.fetch_add(1, Ordering::SeqCst);
         lock(&self.shared.metadata).push(request.metadata().clone().into_headers());
-        let state = StreamState {
+        let mut state = StreamState {
             inbound: request.into_inner(),
             shared: self.shared.clone(),
             done: false,
             queued: std::collections::VecDeque::new(),
             _guard: EndGuard(self.shared.clone()),
         };
-        let replies = futures_util::stream::unfold(state, |mut state| async move {
-            if let Some(reply) = state.queued.pop_front() {
-                return Some((Ok(reply), state));
+        // Like grpc-go (the language of most processors), send the response headers only
+        // together with the first reply: a client that waits for them before sending its
+        // first message deadlocks here, as it would against a real processor.
+        match next_reply(&mut state).await {
+            None => Ok(Response::new(Box::pin(futures_util::stream::empty()))),
+            Some(Err(status)) => Err(status),
+            Some(Ok(first)) => {
+                let rest = futures_util::stream::unfold(state, |mut state| async move {
+                    next_reply(&mut state).await.map(|reply| (reply, state))
+                });
+                let replies = futures_util::stream::once(async move { Ok(first) }).chain(rest);
+                Ok(Response::new(Box::pin(replies)))
             }
-            if state.done {
-                return None;
-            }
-            loop {
-                let message = match state.inbound.message().await {
-                    Ok(Some(message)) => message,
-                    // Client half-closed or reset: the conversation is over.
-                    Ok(None) | Err(_) => return None,
-                };
-                lock(&state.shared.received).push(message.clone());
-                match (state.shared.handler)(&message) {
-                    Action::Reply(reply) => return Some((Ok(reply), state)),
-                    Action::ReplyMany(replies) => {
-                        state.queued.extend(replies);
-                        if let Some(reply) = state.queued.pop_front() {
-                            return Some((Ok(reply), state));
-                        }
-                    }
-                    Action::ReplyAfter(delay, reply) => {
-                        tokio::time::sleep(delay).await;
-                        return Some((Ok(reply), state));
-                    }
-                    Action::Silence => continue,
-                    Action::Close => return None,
-                    Action::Fail(status) => {
-                        state.done = true;
-                        return Some((Err(status), state));
-                    }
+        }
+    }
+}
+
+/// Reads messages until the handler produces something to send; `None` ends the stream.
+async fn next_reply(state: &mut StreamState) -> Option<Result<ProcessingResponse, Status>> {
+    if let Some(reply) = state.queued.pop_front() {
+        return Some(Ok(reply));
+    }
+    if state.done {
+        return None;
+    }
+    loop {
+        let message = match state.inbound.message().await {
+            Ok(Some(message)) => message,
+            // Client half-closed or reset: the conversation is over.
+            Ok(None) | Err(_) => return None,
+        };
+        lock(&state.shared.received).push(message.clone());
+        match (state.shared.handler)(&message) {
+            Action::Reply(reply) => return Some(Ok(reply)),
+            Action::ReplyMany(replies) => {
+                state.queued.extend(replies);
+                if let Some(reply) = state.queued.pop_front() {
+                    return Some(Ok(reply));
                 }
             }
-        });
-        Ok(Response::new(Box::pin(replies)))
+            Action::ReplyAfter(delay, reply) => {
+                tokio::time::sleep(delay).await;
+                return Some(Ok(reply));
+            }
+            Action::Silence => continue,
+            Action::Close => return None,
+            Action::Fail(status) => {
+                state.done = true;
+                return Some(Err(status));
+            }
+        }
     }
 }
 

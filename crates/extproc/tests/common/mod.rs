@@ -44,3 +44,11 @@ pub fn headers_msg<'a>(headers: &'a HeaderMap, end_of_stream: bool) -> HeadersMs
         end_of_stream,
     }
 }
+
+/// Runs a whole test under a deadline, so a regression that makes a call hang fails the test
+/// instead of stalling the suite.
+pub async fn within<T>(test: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PROMPT * 6, test)
+        .await
+        .expect("the test hung")
+}

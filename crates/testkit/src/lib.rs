@@ -3,7 +3,8 @@
 //! Everything here exists so that integration tests can exercise the real `sluice` binary the
 //! way a cluster would: real upstream servers ([`upstream`], [`echo`]), real certificates
 //! ([`certs`]), Kubernetes-shaped configuration ([`k8s`]), a process harness ([`gateway`]),
-//! real `redis-server` processes ([`redis`]) and a small, non-redirect-following HTTP client
+//! real `redis-server` processes ([`redis`]), a scriptable Envoy ext_proc gRPC server
+//! ([`extproc`]) and a small, non-redirect-following HTTP client
 //! ([`client`]).
 //!
 //! Helpers return errors instead of panicking so that a test can decide whether a failure is
@@ -12,6 +13,7 @@
 pub mod certs;
 pub mod client;
 pub mod echo;
+pub mod extproc;
 pub mod gateway;
 pub mod k8s;
 pub mod redis;
@@ -24,6 +26,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub use certs::{Alpn, CertAuthority, LeafCert};
 pub use client::{ClientRequest, ClientResponse, HttpVersion};
 pub use echo::{EchoConfig, EchoedRequest};
+pub use extproc::ExtProcServer;
 pub use gateway::{ConfigStatus, GatewayOptions, GatewayProcess};
 pub use redis::RedisServer;
 pub use tempdir::TempDir;

@@ -72,7 +72,8 @@ fn objects_attach_per_phase_and_run_oldest_first() {
         ", creationTimestamp: \"2026-01-01T00:00:00Z\"",
         "Gateway, name: gw",
         "PostRouting",
-        &TAG.replace("name: tag", "name: a").replace("x-tag", "x-other"),
+        &TAG.replace("name: tag", "name: a")
+            .replace("x-tag", "x-other"),
     );
     let pre = processor(
         "model",
@@ -114,7 +115,13 @@ fn objects_attach_per_phase_and_run_oldest_first() {
     let sets = &ip.request.as_ref().expect("request").set_headers;
     assert!(matches!(&sets[0].1, ValueExpr::BodyField(path) if path.source == "$.model"));
     assert!(matches!(&sets[1].1, ValueExpr::Header(h) if h.as_str() == "x-team"));
-    assert!(matches!(&sets[2].1, ValueExpr::Cel { reads_body: true, .. }));
+    assert!(matches!(
+        &sets[2].1,
+        ValueExpr::Cel {
+            reads_body: true,
+            ..
+        }
+    ));
 
     let entry = &l.virtual_hosts[0].entries[0];
     let route_post = entry.rule.post_routing.as_ref().expect("route PostRouting");
@@ -140,7 +147,10 @@ fn guardrail_settings_compile() {
       block: {status: 422, message: nope}
 "#,
     ));
-    let post = s.sockets[0].listeners[0].post_routing.clone().expect("post");
+    let post = s.sockets[0].listeners[0]
+        .post_routing
+        .clone()
+        .expect("post");
     let ProcessorKind::Guardrail(g) = &post.processors[0].kind else {
         panic!("Guardrail")
     };
@@ -239,19 +249,42 @@ fn precise_errors() {
 
 #[test]
 fn phase_and_target_errors() {
-    let err = one_error(&processor("pp", "", "HTTPRoute, name: r", "PreRouting", TAG));
+    let err = one_error(&processor(
+        "pp",
+        "",
+        "HTTPRoute, name: r",
+        "PreRouting",
+        TAG,
+    ));
     assert!(
         err.contains("spec.phase: PreRouting processors run before any route is chosen"),
         "{err}"
     );
     let err = one_error(&processor("pp", "", "Gateway, name: gw", "Sometime", TAG));
-    assert!(err.contains("spec.phase: unknown phase \"Sometime\""), "{err}");
-    let err = one_error(&processor("pp", "", "Service, name: gw", "PostRouting", TAG));
+    assert!(
+        err.contains("spec.phase: unknown phase \"Sometime\""),
+        "{err}"
+    );
+    let err = one_error(&processor(
+        "pp",
+        "",
+        "Service, name: gw",
+        "PostRouting",
+        TAG,
+    ));
     assert!(err.contains("spec.targetRef.kind:"), "{err}");
-    let (errors, warnings) = errors_of(&processor("pp", "", "Gateway, name: nope", "PostRouting", TAG));
+    let (errors, warnings) = errors_of(&processor(
+        "pp",
+        "",
+        "Gateway, name: nope",
+        "PostRouting",
+        TAG,
+    ));
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(
-        warnings.iter().any(|w| w.contains("Gateway ns/nope not found")),
+        warnings
+            .iter()
+            .any(|w| w.contains("Gateway ns/nope not found")),
         "{warnings:#?}"
     );
 }

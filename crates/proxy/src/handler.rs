@@ -75,6 +75,8 @@ struct Exchange {
     rate_headers: Option<RateHeaders>,
     /// Request headers payload processors set (forwarded to AI providers).
     processor_headers: Vec<http::HeaderName>,
+    /// ext_proc streams to continue with the response.
+    ext_sessions: crate::pipeline::OpenSessions,
 }
 
 /// Why the gateway answered a request itself.
@@ -150,6 +152,7 @@ impl Proxy {
             held: HeldList::default(),
             rate_headers: None,
             processor_headers: Vec::new(),
+            ext_sessions: Default::default(),
         };
         let resp = match self.forward(&rt, &conn, req, &mut x).await {
             Ok(resp) => resp,
@@ -330,6 +333,7 @@ impl Proxy {
             intake.as_ref().map(|i| i.op),
             x.dialect,
             rt,
+            &mut x.ext_sessions,
         );
 
         // Token rate limits and budgets: the route's policy, else its Gateway's, here; an AI
@@ -629,6 +633,7 @@ impl Proxy {
                 upstreams: &rt.upstreams,
                 body_too_large,
                 set_headers: &mut x.processor_headers,
+                sessions: &mut x.ext_sessions,
             };
             self.run_request_pipeline(pipeline, &mut payload).await
         };
@@ -680,6 +685,7 @@ impl Proxy {
         op: Option<sluice_llm::Operation>,
         dialect: Option<Dialect>,
         rt: &Arc<Runtime>,
+        sessions: &mut crate::pipeline::OpenSessions,
     ) -> Option<ResponseWork> {
         let pipelines: Vec<_> = pipelines
             .into_iter()
@@ -700,6 +706,7 @@ impl Proxy {
             op,
             dialect,
             rt: rt.clone(),
+            sessions: std::sync::Mutex::new(std::mem::take(sessions)),
         })
     }
 

@@ -776,7 +776,10 @@ fn ext_process(
     Some(ExtProcess {
         channel_key: format!("{uri}|{}", cluster.transport_key),
         uri,
-        tls: cluster.tls.clone(),
+        tls_sni: cluster
+            .tls
+            .as_ref()
+            .map(|t| t.server_name.to_str().into_owned()),
         mode,
         metadata,
     })

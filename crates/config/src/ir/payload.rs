@@ -273,7 +273,8 @@ pub struct ProcessingMode {
 pub struct ExtProcess {
     /// `http://host:port` (h2c) or `https://...`.
     pub uri: http::Uri,
-    pub tls: Option<super::UpstreamTls>,
+    /// TLS to the processor: the name to verify (Web PKI roots). `None`: h2c.
+    pub tls_sni: Option<String>,
     pub mode: ProcessingMode,
     pub metadata: Vec<(String, String)>,
     /// Identifies the channel so a reload that keeps the processor keeps its connection.

@@ -26,7 +26,7 @@ use sluice_config::ir::{Pipeline, Processor, ProcessorKind};
 use sluice_llm::{Dialect, Operation};
 
 pub use body::BodyBuf;
-pub use ext_proc::ExtProcChannels;
+pub use ext_proc::{ExtProcChannels, OpenSessions};
 pub use response::ResponseWork;
 
 use crate::body::Body as HttpBody;
@@ -55,6 +55,8 @@ pub struct RequestPayload<'a> {
     pub body_too_large: Option<usize>,
     /// Names of the headers processors set, so the AI path forwards them to providers.
     pub set_headers: &'a mut Vec<http::HeaderName>,
+    /// ext_proc streams the response side continues on.
+    pub sessions: &'a mut OpenSessions,
 }
 
 /// What one processor decided.
@@ -211,7 +213,10 @@ impl Proxy {
             ProcessorKind::Webhook(w) if w.on_request => {
                 webhook::on_request(self, &p.name, w, req).await
             }
-            ProcessorKind::ExtProcess(e) => self.ext_proc.on_request(e, &p.name, req).await,
+            ProcessorKind::ExtProcess(e) => {
+                let run = self.ext_proc.on_request(e, &p.name, req);
+                run.await
+            }
             _ => Ok(Verdict::Continue),
         }
     }

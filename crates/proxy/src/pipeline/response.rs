@@ -25,6 +25,8 @@ pub struct ResponseWork {
     pub op: Option<Operation>,
     pub dialect: Option<Dialect>,
     pub rt: Arc<Runtime>,
+    /// ext_proc streams opened on the request side, continued here.
+    pub sessions: std::sync::Mutex<super::OpenSessions>,
 }
 
 impl ResponseWork {
@@ -151,7 +153,7 @@ impl Proxy {
             }
             ProcessorKind::ExtProcess(e) => {
                 self.ext_proc
-                    .on_response(e, &p.name, &work.request, parts, buf)
+                    .on_response(e, &p.name, &work.sessions, parts, buf)
                     .await
             }
         }
@@ -200,7 +202,7 @@ impl Proxy {
                 ProcessorKind::ExtProcess(e) => {
                     let run =
                         self.ext_proc
-                            .on_response(e, &p.name, &work.request, &mut parts, None);
+                            .on_response(e, &p.name, &work.sessions, &mut parts, None);
                     match tokio::time::timeout(p.timeout, run).await {
                         Ok(r) => r,
                         Err(_) => Err(Failure::Timeout(p.timeout)),

@@ -31,3 +31,16 @@ pub use session::{Answer, HeadersMsg, Session};
 
 /// The generated ext_proc v3 messages, for processors and tests that build them directly.
 pub use envoy_types::pb::envoy::service::ext_proc::v3 as proto;
+
+#[cfg(test)]
+mod tests {
+    /// The pipeline keeps a session across awaits on spawned tasks and shares the client
+    /// between them.
+    #[test]
+    fn session_is_send_and_client_is_send_and_sync() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<crate::Session>();
+        send_sync::<crate::ExtProcClient>();
+    }
+}

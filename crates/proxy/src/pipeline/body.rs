@@ -29,6 +29,10 @@ impl BodyBuf {
         self.bytes.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     pub fn changed(&self) -> bool {
         self.changed
     }

@@ -94,7 +94,7 @@ impl ExtProcChannels {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            let no_body = req.body.as_ref().is_none_or(|b| b.len() == 0);
+            let no_body = req.body.as_ref().is_none_or(|b| b.is_empty());
             let msg = HeadersMsg {
                 method: req.method,
                 path: req.path,
@@ -145,7 +145,8 @@ impl ExtProcChannels {
                     }
                 }
                 apply_body(&m, req.body.as_deref_mut());
-                Ok(None)
+                // CONTINUE_AND_REPLACE: nothing more goes to the processor for the request.
+                Ok(m.continue_and_replace.then_some(Verdict::Continue))
             }
             Ok(Reply::Immediate(im)) => Ok(Some(Verdict::Reject(immediate(im)))),
             // A clean close before answering: Envoy goes on without the processor.
@@ -186,7 +187,7 @@ impl ExtProcChannels {
             }
         }
         if sends_body {
-            if let Some(buf) = body.as_deref_mut() {
+            if let Some(buf) = body {
                 let bytes = buf.bytes();
                 let reply = session.response_body(&bytes, true).await;
                 if let Some(v) = apply_response(reply, parts, Some(buf))? {
@@ -239,7 +240,7 @@ fn immediate(im: sluice_extproc::Immediate) -> Rejection {
         status: im.status,
         code: "processor_response",
         message: String::new(),
-        immediate: Some((headers, im.body)),
+        immediate: Some(Box::new((headers, im.body))),
     }
 }
 

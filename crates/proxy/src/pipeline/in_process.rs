@@ -17,6 +17,9 @@ struct Inputs<'a> {
     bindings: Option<Bindings>,
 }
 
+/// Builds the CEL variables, on first need.
+type VarsFn<'v> = dyn Fn(&mut Inputs<'_>) -> Result<Vec<(&'static str, Value)>, Failure> + 'v;
+
 pub fn on_request(m: &Mutations, req: &mut RequestPayload<'_>) -> Result<(), Failure> {
     let mut headers_out = Vec::with_capacity(m.set_headers.len());
     let mut fields_out = Vec::with_capacity(m.set_body_fields.len());
@@ -80,7 +83,7 @@ pub fn on_request(m: &Mutations, req: &mut RequestPayload<'_>) -> Result<(), Fai
 fn eval(
     expr: &ValueExpr,
     inputs: &mut Inputs<'_>,
-    vars: &dyn Fn(&mut Inputs<'_>) -> Result<Vec<(&'static str, Value)>, Failure>,
+    vars: &VarsFn<'_>,
 ) -> Result<Value, Failure> {
     match expr {
         ValueExpr::Header(name) => inputs

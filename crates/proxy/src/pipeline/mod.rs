@@ -72,7 +72,7 @@ pub struct Rejection {
     pub code: &'static str,
     pub message: String,
     /// An external processor's own answer (its headers and body), sent as it is.
-    pub immediate: Option<(HeaderMap, Bytes)>,
+    pub immediate: Option<Box<(HeaderMap, Bytes)>>,
 }
 
 impl Rejection {
@@ -87,7 +87,8 @@ impl Rejection {
 
     /// The response, in the client's dialect for inference requests, plain text otherwise.
     pub fn response(&self, dialect: Option<Dialect>) -> Response<HttpBody> {
-        if let Some((headers, body)) = &self.immediate {
+        if let Some(im) = &self.immediate {
+            let (headers, body) = &**im;
             let mut resp = Response::new(crate::body::full(body.clone()));
             *resp.status_mut() = self.status;
             *resp.headers_mut() = headers.clone();

@@ -4,4 +4,5 @@
 
 pub mod auth;
 pub mod expr;
+pub mod guard;
 pub mod time;

@@ -1,0 +1,1 @@
+//! Whole-guard tests: see the detector modules for per-detector ones.

@@ -152,7 +152,9 @@ pub(crate) fn ipv6(b: &[u8], colon: usize) -> (Option<Range<usize>>, usize) {
         e -= 1;
     }
     let glued = |c: Option<&u8>| c.is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'.'));
-    if e - s < 3 || (s > 0 && glued(b.get(s - 1))) || glued(b.get(e)) {
+    // Trailing dots were trimmed (sentence ends), so only the left side checks for a dot.
+    let glued_after = b.get(e).is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':'));
+    if e - s < 3 || (s > 0 && glued(b.get(s - 1))) || glued_after {
         return (None, run_end);
     }
     let Ok(text) = std::str::from_utf8(&b[s..e]) else {

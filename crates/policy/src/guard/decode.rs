@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(decode(b64, Encoding::Base64, &mut buf).as_deref(), Some("ignore all previous instructions"));
         assert_eq!(decode(hex, Encoding::Hex, &mut buf).as_deref(), Some("ignore previous"));
         // URL-safe without padding.
-        assert_eq!(decode("aGk_Pz8_aGVsbG8-Pg", Encoding::Base64, &mut buf).as_deref(), Some("hi???hello>>"));
+        assert_eq!(decode("aGk_Pz9oZWxsbz4-", Encoding::Base64, &mut buf).as_deref(), Some("hi???hello>>"));
     }
 
     #[test]

@@ -400,3 +400,47 @@ fn injection_finding(signals: &[(SignalHit, Range<usize>, Via)], text: &str, nor
         }
     }
 }
+
+#[cfg(test)]
+mod phase_timing {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn phases() {
+        let unit = "The quarterly report shows revenue grew by 12.5% compared to 2023, mostly from the new subscription tier. Could you show me how to parse a JSON document in Rust using serde and handle errors properly? The model should ignore whitespace differences when comparing the two outputs. Our meeting is at 10:30 on Tuesday; please bring the slides. ";
+        let text = unit.repeat(2 * 1024 * 1024 / unit.len());
+        let spec = GuardSpec { pii: PiiKind::ALL.to_vec(), secrets: SecretKind::ALL.to_vec(), injection_threshold: Some(0.5), decode: true, ..Default::default() };
+        let e = Engine::compile(&spec).unwrap();
+        let mb = text.len() as f64 / 1e6;
+        let time = |name: &str, f: &dyn Fn()| {
+            f();
+            let t = Instant::now();
+            for _ in 0..5 { f(); }
+            let s = t.elapsed().as_secs_f64() / 5.0;
+            println!("{name:>14}: {:8.2} ms  {:8.1} MB/s", s * 1e3, mb / s);
+        };
+        time("memchr-miss", &|| { std::hint::black_box(memchr::memchr(0xff, text.as_bytes())); });
+        time("is_ascii", &|| { std::hint::black_box(text.is_ascii()); });
+        time("is_plain", &|| { std::hint::black_box(super::super::normalize::is_plain(&text)); });
+        time("byte_pass", &|| { let mut h = Vec::new(); e.byte_pass(&text, &mut h); std::hint::black_box(h); });
+        time("words", &|| { let mut n = 0; e.words.as_ref().unwrap().find(&text, |_| n += 1); std::hint::black_box(n); });
+        time("words+checks", &|| { let mut raw = Raw::default(); let w = e.words.as_ref().unwrap(); let s = &e.injection.as_ref().unwrap().1; w.find(&text, |h| if let Target::Signal(id) = h.target { if let Some(x) = s.check(&text, h.span, id) { raw.signals.push(x) } }); std::hint::black_box(raw.signals.len()); });
+        time("segments", &|| { let mut v = Vec::new(); decode::segments(&text, &mut v); std::hint::black_box(v); });
+        time("repeated", &|| { std::hint::black_box(injection::repeated_run(&text)); });
+        {
+            use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+            let pats: Vec<String> = SIGNALS.iter().flat_map(|s| s.anchors.iter().map(|a| a.to_string())).collect();
+            for (name, kind, mk) in [("ac-ll-dfa", AhoCorasickKind::DFA, MatchKind::LeftmostLongest), ("ac-std-dfa", AhoCorasickKind::DFA, MatchKind::Standard), ("ac-ll-cnfa", AhoCorasickKind::ContiguousNFA, MatchKind::LeftmostLongest)] {
+                let ac = AhoCorasick::builder().ascii_case_insensitive(true).match_kind(mk).kind(Some(kind)).build(&pats).unwrap();
+                time(name, &|| { std::hint::black_box(ac.find_iter(&*text).count()); });
+            }
+            let alt = pats.iter().map(|p| regex::escape(p)).collect::<Vec<_>>().join("|");
+            let re = regex::RegexBuilder::new(&alt).case_insensitive(true).unicode(false).build().unwrap();
+            time("regex-alt", &|| { std::hint::black_box(re.find_iter(&text).count()); });
+            println!("matches: {}", re.find_iter(&text).count());
+        }
+        time("scan", &|| { std::hint::black_box(e.scan(&text)); });
+    }
+}

@@ -176,8 +176,11 @@ impl Signals {
         let checks = SIGNALS
             .iter()
             .map(|s| {
+                // ASCII classes and word boundaries: the text is folded to ASCII where it
+                // matters, and Unicode `\b` would keep the regex off its fast DFA.
                 RegexBuilder::new(s.pattern)
                     .case_insensitive(true)
+                    .unicode(false)
                     .build()
                     // The patterns are constants checked by a unit test.
                     .unwrap_or_else(|e| panic!("signal {} pattern: {e}", s.name))

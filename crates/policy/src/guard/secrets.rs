@@ -117,7 +117,9 @@ mod tests {
 
     #[test]
     fn aws_keys() {
-        let find = |s: &str| aws_access_key(s.as_bytes(), s.find('A')?).map(|r| &s[r]);
+        fn find(s: &str) -> Option<&str> {
+            aws_access_key(s.as_bytes(), s.find('A')?).map(|r| &s[r])
+        }
         assert_eq!(find("id AKIAIOSFODNN7EXAMPLE ok"), Some("AKIAIOSFODNN7EXAMPLE"));
         assert_eq!(find("ASIAY34FZKBOKMUTVV7A"), Some("ASIAY34FZKBOKMUTVV7A"));
         assert_eq!(find("AKIAIOSFODNN7EXAMPL"), None);

@@ -157,6 +157,10 @@ pub(crate) fn ipv6(b: &[u8], colon: usize) -> (Option<Range<usize>>, usize) {
     if e - s < 3 || (s > 0 && glued(b.get(s - 1))) || glued_after {
         return (None, run_end);
     }
+    // Two colons at least (`a:b` is a time or a label, never an address).
+    if memchr::memchr_iter(b':', &b[s..e]).nth(1).is_none() {
+        return (None, run_end);
+    }
     let Ok(text) = std::str::from_utf8(&b[s..e]) else {
         return (None, run_end);
     };

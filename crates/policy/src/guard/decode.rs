@@ -32,6 +32,7 @@ const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIEN
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
 /// Byte classes: bit 0 base64 (either alphabet), bit 1 hex digit.
+#[cfg(test)]
 const fn classes() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut c = 0;
@@ -47,9 +48,12 @@ const fn classes() -> [u8; 256] {
     }
     t
 }
+#[cfg(test)]
 static CLASS: [u8; 256] = classes();
 
-/// The encoded segments of `text`, in order.
+/// The encoded segments of `text`, in order (the guard's pass finds runs with bitmasks and
+/// calls [`classify_run`]; this is the plain loop, used by tests).
+#[cfg(test)]
 pub(crate) fn segments(text: &str, out: &mut Vec<(Range<usize>, Encoding)>) {
     let b = text.as_bytes();
     let mut i = 0;
@@ -59,28 +63,31 @@ pub(crate) fn segments(text: &str, out: &mut Vec<(Range<usize>, Encoding)>) {
             continue;
         }
         let s = i;
-        let mut all_hex = true;
         while i < b.len() && CLASS[b[i] as usize] & 1 != 0 {
-            all_hex &= CLASS[b[i] as usize] & 2 != 0;
             i += 1;
         }
-        let mut e = i;
-        while e < b.len() && e - i < 2 && b[e] == b'=' {
-            e += 1;
+        if i - s >= MIN_LEN {
+            classify_run(b, s, i, out);
         }
-        let len = e - s;
-        if !(MIN_LEN..=MAX_LEN).contains(&len) {
-            i = e;
-            continue;
-        }
-        if all_hex && e == i {
-            if len % 2 == 0 {
-                out.push((s..e, Encoding::Hex));
-            }
-        } else if looks_base64(&b[s..i]) {
-            out.push((s..e, Encoding::Base64));
-        }
-        i = e;
+    }
+}
+
+/// A maximal run `s..e` of base64-alphabet bytes: take up to two `=` of padding after it, and
+/// keep it as a hex or base64 segment if it looks like one and its length fits.
+pub(crate) fn classify_run(b: &[u8], s: usize, e: usize, out: &mut Vec<(Range<usize>, Encoding)>) {
+    let mut end = e;
+    while end < b.len() && end - e < 2 && b[end] == b'=' {
+        end += 1;
+    }
+    let len = end - s;
+    if !(MIN_LEN..=MAX_LEN).contains(&len) {
+        return;
+    }
+    let run = &b[s..e];
+    if end == e && len % 2 == 0 && run.iter().all(u8::is_ascii_hexdigit) {
+        out.push((s..end, Encoding::Hex));
+    } else if looks_base64(run) {
+        out.push((s..end, Encoding::Base64));
     }
 }
 

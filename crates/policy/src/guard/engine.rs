@@ -7,7 +7,9 @@ use std::ops::Range;
 use super::addresses::{self, EMAIL_MAX, IBAN_MAX, IPV6_MAX};
 use super::decode::{self, Encoding};
 use super::injection::{self, SignalHit, Signals, SIGNALS};
-use super::lists::{Target, UserRegexes, Words};
+use super::injection::floor_boundary;
+use super::lists::{is_marker, marker_key, word_key, Target, UserRegexes, WordHit, Words};
+use super::masks;
 use super::normalize::Normalised;
 use super::numbers::{self, Read};
 use super::secrets::{self, API_KEY_MAX_BODY, PEM_HEADER_MAX};
@@ -40,33 +42,88 @@ struct Raw {
     hits: Vec<Hit>,
     signals: Vec<SignalHit>,
     segments: Vec<(Range<usize>, Encoding)>,
+    /// A run of repeated words (injection signal).
+    repeated: bool,
 }
 
-/// Trigger classes of the byte pass.
-const T_DIGIT: u8 = 1;
-const T_AT: u8 = 2;
-const T_COLON: u8 = 3;
-const T_PLUS: u8 = 4;
-const T_PAREN: u8 = 5;
-const T_DASH: u8 = 6;
-const T_UPPER_A: u8 = 7;
+/// What the pass carries from one block to the next.
+#[derive(Default)]
+struct PassState {
+    /// Bytes before this were consumed by a detector.
+    skip_until: usize,
+    /// The IPv6 reader has looked at everything before this.
+    ipv6_done: usize,
+    /// Bit 63 of the previous block's word mask (a word running into this block).
+    word_carry: u64,
+    /// The base64 run continuing into this block started here.
+    run_start: Option<usize>,
+    /// Key and start of the current run of identical words, and its length.
+    last_key: u32,
+    repeat_start: usize,
+    repeats: usize,
+    repeated: bool,
+}
 
-const fn triggers() -> [u8; 256] {
-    let mut t = [0u8; 256];
-    let mut c = b'0';
-    while c <= b'9' {
-        t[c as usize] = T_DIGIT;
-        c += 1;
+impl PassState {
+    /// Count identical words in a row (by their key; confirmed on the text when long enough).
+    #[inline]
+    fn repeat(&mut self, key: u32, p: usize, text: &str) {
+        if key == self.last_key {
+            self.repeats += 1;
+            if self.repeats + 1 >= injection::REPEAT_RUN && !self.repeated {
+                let end = floor_boundary(text, p + 64);
+                let start = floor_boundary(text, self.repeat_start);
+                self.repeated = injection::repeated_run(&text[start..end]).is_some();
+            }
+        } else {
+            self.last_key = key;
+            self.repeat_start = p;
+            self.repeats = 0;
+        }
     }
-    t[b'@' as usize] = T_AT;
-    t[b':' as usize] = T_COLON;
-    t[b'+' as usize] = T_PLUS;
-    t[b'(' as usize] = T_PAREN;
-    t[b'-' as usize] = T_DASH;
-    t[b'A' as usize] = T_UPPER_A;
-    t
+
+    /// Base64 runs of at least `decode::MIN_LEN` bytes in a block's mask `m` (block at `base`,
+    /// ending at `end`); a run that reaches the block's end carries into the next block.
+    fn base64_runs(&mut self, b: &[u8], m: u64, base: usize, end: usize, out: &mut Vec<(Range<usize>, Encoding)>) {
+        let width = end - base;
+        let mut from = 0;
+        if let Some(s) = self.run_start {
+            let ones = (m.trailing_ones() as usize).min(width);
+            if ones == 64 {
+                return;
+            }
+            self.run_start = None;
+            push_segment(b, s, base + ones, out);
+            from = ones;
+        }
+        let mut r = if from >= 64 { 0 } else { m & (!0u64 << from) };
+        // A run reaching bit 63 continues into the next block.
+        let top = r.leading_ones() as usize;
+        if top > 0 && width == 64 {
+            self.run_start = Some(base + 64 - top);
+            r &= !(!0u64 << (64 - top));
+        }
+        // Bits where 16 set bits start.
+        let mut x = r;
+        x &= x >> 1;
+        x &= x >> 2;
+        x &= x >> 4;
+        x &= x >> 8;
+        while x != 0 {
+            let s = x.trailing_zeros() as usize;
+            let len = (!(r >> s)).trailing_zeros() as usize;
+            push_segment(b, base + s, base + s + len, out);
+            let clear = if s + len >= 64 { !0u64 << s } else { ((1u64 << len) - 1) << s };
+            x &= !clear;
+        }
+    }
 }
-static TRIGGER: [u8; 256] = triggers();
+
+/// A base64-alphabet run `s..e`: with its padding, classified (hex or base64) and kept when
+/// its length fits.
+fn push_segment(b: &[u8], s: usize, e: usize, out: &mut Vec<(Range<usize>, Encoding)>) {
+    decode::classify_run(b, s, e, out);
+}
 
 fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
@@ -143,6 +200,7 @@ impl Engine {
         let mut raw = Raw::default();
         self.detect(&norm.text, &mut raw, self.decode);
 
+        let mut repeated = raw.repeated;
         let mut findings = Vec::with_capacity(raw.hits.len());
         let via_of = |span: &Range<usize>, orig: &Range<usize>| {
             if norm.is_identity() || text.get(orig.clone()) == norm.text.get(span.clone()) {
@@ -185,12 +243,13 @@ impl Engine {
                     findings.push(Finding { detector: h.detector, span: span.clone(), via });
                 }
                 signals.extend(sub.signals.into_iter().map(|s| (s, span.clone(), via)));
+                repeated |= sub.repeated;
             }
         }
 
         let injection_score = match &self.injection {
             Some((threshold, _)) => {
-                let score = self.injection_score(&norm, &signals);
+                let score = self.injection_score(&norm, &signals, repeated);
                 if score >= *threshold && score > 0.0 {
                     findings.push(injection_finding(&signals, text, &norm));
                 }
@@ -205,7 +264,7 @@ impl Engine {
         Scan { findings, injection_score }
     }
 
-    fn injection_score(&self, norm: &Normalised<'_>, signals: &[(SignalHit, Range<usize>, Via)]) -> f32 {
+    fn injection_score(&self, norm: &Normalised<'_>, signals: &[(SignalHit, Range<usize>, Via)], repeated: bool) -> f32 {
         let mut values: Vec<(usize, f32)> = signals.iter().map(|(s, _, _)| (s.signal, s.value)).collect();
         let hidden = signals
             .iter()
@@ -213,7 +272,7 @@ impl Engine {
         if hidden {
             values.push((injection::OBFUSCATED_ID, injection::OBFUSCATED.1));
         }
-        if injection::repeated_run(&norm.text).is_some() {
+        if repeated {
             values.push((injection::REPEATED_ID, injection::REPEATED_TOKENS.1));
         }
         if norm.tag_chars >= injection::INVISIBLE_TAGS.2 {
@@ -224,108 +283,160 @@ impl Engine {
 
     /// Detect in `text` (already normalised). `decode` collects encoded segments to decode.
     fn detect(&self, text: &str, raw: &mut Raw, decode: bool) {
-        self.byte_pass(text, &mut raw.hits);
+        self.pass(text, raw, decode);
         if let Some(words) = &self.words {
-            let signals = self.injection.as_ref().map(|(_, s)| s);
-            words.find(text, |w| match w.target {
-                Target::Signal(id) => {
-                    if let Some(h) = signals.and_then(|s| s.check(text, w.span, id)) {
-                        raw.signals.push(h);
-                    }
-                }
-                Target::Keyword(list) => raw.hits.push(Hit {
-                    detector: Detector::Keyword(words.keyword_names[list].clone()),
-                    span: w.span,
-                }),
-            });
+            words.find_odd(text, &mut |w| self.word_hit(text, w, raw));
         }
         if let Some(re) = &self.regexes {
             re.find(text, |list, span| {
                 raw.hits.push(Hit { detector: Detector::Regex(re.names[list].clone()), span });
             });
         }
-        if decode {
-            decode::segments(text, &mut raw.segments);
+    }
+
+    fn word_hit(&self, text: &str, w: WordHit, raw: &mut Raw) {
+        match w.target {
+            Target::Signal(id) => {
+                if let Some(h) = self.injection.as_ref().and_then(|(_, s)| s.check(text, w.span, id)) {
+                    raw.signals.push(h);
+                }
+            }
+            Target::Keyword(list) => {
+                if let Some(words) = &self.words {
+                    raw.hits.push(Hit { detector: Detector::Keyword(words.keyword_names[list].clone()), span: w.span });
+                }
+            }
         }
     }
 
-    /// PII and secrets in one pass: most bytes are one table lookup; digits, `@`, `:`, `+`,
-    /// `(`, `-` and `A` hand over to the detector they can start.
-    fn byte_pass(&self, text: &str, hits: &mut Vec<Hit>) {
+    /// The one pass: 64-byte blocks are classified by SIMD compares into bitmasks, and only set
+    /// bits are visited: trigger bytes hand over to the detector they can start, word starts
+    /// probe the word table, long base64 runs become segments to decode. Prose costs a few
+    /// instructions per 16 bytes plus one hash probe per word.
+    fn pass(&self, text: &str, raw: &mut Raw, decode: bool) {
+        let b = text.as_bytes();
+        let words = self.words.as_ref();
+        let mut state = PassState::default();
+        let mut base = 0;
+        while base < b.len() {
+            let end = (base + 64).min(b.len());
+            let m = masks::masks(&b[base..end]);
+
+            // Detector triggers not already inside something a detector consumed.
+            let mut t = m.trigger & bits_from(state.skip_until, base);
+            while t != 0 {
+                let p = base + t.trailing_zeros() as usize;
+                t &= t - 1;
+                if p < state.skip_until {
+                    continue;
+                }
+                if is_marker(b[p]) {
+                    if let Some(w) = words {
+                        w.at(text, p, marker_key(b, p), &mut |h| self.word_hit(text, h, raw));
+                    }
+                    continue;
+                }
+                state.skip_until = self.trigger(b, p, &mut state.ipv6_done, &mut raw.hits);
+            }
+
+            // Word starts: a word byte after a non-word byte.
+            if let Some(w) = words {
+                let mut starts = m.word & !((m.word << 1) | state.word_carry);
+                while starts != 0 {
+                    let p = base + starts.trailing_zeros() as usize;
+                    starts &= starts - 1;
+                    let bit = p - base;
+                    let (len, key) = if bit <= 60 && p + 4 <= b.len() {
+                        // The word's length (up to 4) from the mask, its first bytes in one load.
+                        let len = (!(m.word >> bit)).trailing_zeros().min(4);
+                        let four: [u8; 4] = b[p..p + 4].try_into().unwrap_or_default();
+                        let raw = u32::from_le_bytes(four) | 0x2020_2020;
+                        (len, raw & KEY_LEN_MASK[len as usize])
+                    } else {
+                        let key = word_key(b, p);
+                        (4 - key.leading_zeros() / 8, key)
+                    };
+                    if self.injection.is_some() {
+                        state.repeat(key, p, text);
+                    }
+                    // Most words are short ("a", "to", "of"): no pattern can start there.
+                    if len < w.min_word_len {
+                        continue;
+                    }
+                    w.at(text, p, key, &mut |h| self.word_hit(text, h, raw));
+                }
+            }
+            state.word_carry = m.word >> 63;
+
+            if decode {
+                state.base64_runs(b, m.base64, base, end, &mut raw.segments);
+            }
+            base = end;
+        }
+        if decode {
+            if let Some(s) = state.run_start.take() {
+                push_segment(b, s, b.len(), &mut raw.segments);
+            }
+        }
+        raw.repeated = state.repeated;
+    }
+
+    /// A trigger byte at `p`. Returns where the pass goes on (past what was consumed).
+    fn trigger(&self, b: &[u8], p: usize, ipv6_done: &mut usize, hits: &mut Vec<Hit>) -> usize {
         let numbers_on = self.wants(PiiKind::Phone)
             || self.wants(PiiKind::CreditCard)
             || self.wants(PiiKind::UsSsn)
             || self.wants(PiiKind::IpAddress);
-        let b = text.as_bytes();
-        let mut push = |d: Detector, span: Range<usize>| hits.push(Hit { detector: d, span });
-        let mut ipv6_done = 0;
-        let mut i = 0;
-        while i < b.len() {
-            let t = TRIGGER[b[i] as usize];
-            if t == 0 {
-                i += 1;
-                continue;
+        let mut push = |d: Detector, span: Range<usize>| {
+            let end = span.end;
+            hits.push(Hit { detector: d, span });
+            end
+        };
+        match b[p] {
+            b'0'..=b'9' => self.at_digit(b, p, numbers_on, &mut |d, r| {
+                push(d, r);
+            }),
+            b'@' if self.wants(PiiKind::Email) => match addresses::email(b, p) {
+                Some(r) => push(Detector::Pii(PiiKind::Email), r),
+                None => p + 1,
+            },
+            b':' if self.wants(PiiKind::IpAddress) && p >= *ipv6_done => {
+                let (found, end) = addresses::ipv6(b, p);
+                *ipv6_done = end;
+                match found {
+                    Some(r) => push(Detector::Pii(PiiKind::IpAddress), r),
+                    None => p + 1,
+                }
             }
-            match t {
-                T_DIGIT => {
-                    i = self.at_digit(b, i, numbers_on, &mut push);
+            b'+' | b'(' if numbers_on => {
+                let starts = b.get(p + 1).is_some_and(u8::is_ascii_digit) && (p == 0 || !is_word(b[p - 1]));
+                match starts.then(|| numbers::read_token(b, p)) {
+                    Some(Read::Token(tok)) => match numbers::classify(b, &tok, |k| self.wants(k)) {
+                        Some((k, r)) => push(Detector::Pii(k), r),
+                        None => p + 1,
+                    },
+                    Some(Read::TooLong(end)) => end,
+                    _ => p + 1,
                 }
-                T_AT if self.wants(PiiKind::Email) => match addresses::email(b, i) {
-                    Some(r) => {
-                        i = r.end;
-                        push(Detector::Pii(PiiKind::Email), r);
-                    }
-                    None => i += 1,
-                },
-                T_COLON if self.wants(PiiKind::IpAddress) && i >= ipv6_done => {
-                    let (found, end) = addresses::ipv6(b, i);
-                    ipv6_done = end;
-                    if let Some(r) = found {
-                        push(Detector::Pii(PiiKind::IpAddress), r);
-                    }
-                    i += 1;
-                }
-                T_PLUS | T_PAREN if numbers_on => {
-                    let starts = b.get(i + 1).is_some_and(u8::is_ascii_digit) && (i == 0 || !is_word(b[i - 1]));
-                    i = match starts.then(|| numbers::read_token(b, i)) {
-                        Some(Read::Token(tok)) => match numbers::classify(b, &tok, |k| self.wants(k)) {
-                            Some((k, r)) => {
-                                let end = r.end;
-                                push(Detector::Pii(k), r);
-                                end
-                            }
-                            None => i + 1,
-                        },
-                        Some(Read::TooLong(end)) => end,
-                        _ => i + 1,
-                    };
-                }
-                T_DASH => {
-                    if self.api_key {
-                        if let Some(r) = secrets::api_key(b, i) {
-                            i = r.end;
-                            push(Detector::Secret(SecretKind::ApiKey), r);
-                            continue;
-                        }
-                    }
-                    if self.pem && b.get(i + 1) == Some(&b'-') {
-                        if let Some(r) = secrets::private_key(b, i) {
-                            i = r.end;
-                            push(Detector::Secret(SecretKind::PrivateKey), r);
-                            continue;
-                        }
-                    }
-                    i += 1;
-                }
-                T_UPPER_A if self.aws => match secrets::aws_access_key(b, i) {
-                    Some(r) => {
-                        i = r.end;
-                        push(Detector::Secret(SecretKind::AwsAccessKey), r);
-                    }
-                    None => i += 1,
-                },
-                _ => i += 1,
             }
+            b'-' => {
+                if self.api_key {
+                    if let Some(r) = secrets::api_key(b, p) {
+                        return push(Detector::Secret(SecretKind::ApiKey), r);
+                    }
+                }
+                if self.pem && b.get(p + 1) == Some(&b'-') {
+                    if let Some(r) = secrets::private_key(b, p) {
+                        return push(Detector::Secret(SecretKind::PrivateKey), r);
+                    }
+                }
+                p + 1
+            }
+            b'A' if self.aws => match secrets::aws_access_key(b, p) {
+                Some(r) => push(Detector::Secret(SecretKind::AwsAccessKey), r),
+                None => p + 1,
+            },
+            _ => p + 1,
         }
     }
 
@@ -401,6 +512,20 @@ fn injection_finding(signals: &[(SignalHit, Range<usize>, Via)], text: &str, nor
     }
 }
 
+
+/// The bytes of a word key kept for a word of 0..=4 bytes (little-endian).
+const KEY_LEN_MASK: [u32; 5] = [0, 0xFF, 0xFFFF, 0xFF_FFFF, 0xFFFF_FFFF];
+
+/// The bits of a block at `base` whose byte is at or after `from`.
+#[inline]
+fn bits_from(from: usize, base: usize) -> u64 {
+    match from.saturating_sub(base) {
+        0 => !0,
+        k if k >= 64 => 0,
+        k => !0u64 << k,
+    }
+}
+
 #[cfg(test)]
 mod phase_timing {
     use super::*;
@@ -413,34 +538,19 @@ mod phase_timing {
         let text = unit.repeat(2 * 1024 * 1024 / unit.len());
         let spec = GuardSpec { pii: PiiKind::ALL.to_vec(), secrets: SecretKind::ALL.to_vec(), injection_threshold: Some(0.5), decode: true, ..Default::default() };
         let e = Engine::compile(&spec).unwrap();
+        let spec2 = GuardSpec { pii: PiiKind::ALL.to_vec(), secrets: SecretKind::ALL.to_vec(), ..Default::default() };
+        let e2 = Engine::compile(&spec2).unwrap();
         let mb = text.len() as f64 / 1e6;
         let time = |name: &str, f: &dyn Fn()| {
             f();
             let t = Instant::now();
-            for _ in 0..5 { f(); }
-            let s = t.elapsed().as_secs_f64() / 5.0;
+            for _ in 0..10 { f(); }
+            let s = t.elapsed().as_secs_f64() / 10.0;
             println!("{name:>14}: {:8.2} ms  {:8.1} MB/s", s * 1e3, mb / s);
         };
-        time("memchr-miss", &|| { std::hint::black_box(memchr::memchr(0xff, text.as_bytes())); });
-        time("is_ascii", &|| { std::hint::black_box(text.is_ascii()); });
         time("is_plain", &|| { std::hint::black_box(super::super::normalize::is_plain(&text)); });
-        time("byte_pass", &|| { let mut h = Vec::new(); e.byte_pass(&text, &mut h); std::hint::black_box(h); });
-        time("words", &|| { let mut n = 0; e.words.as_ref().unwrap().find(&text, |_| n += 1); std::hint::black_box(n); });
-        time("words+checks", &|| { let mut raw = Raw::default(); let w = e.words.as_ref().unwrap(); let s = &e.injection.as_ref().unwrap().1; w.find(&text, |h| if let Target::Signal(id) = h.target { if let Some(x) = s.check(&text, h.span, id) { raw.signals.push(x) } }); std::hint::black_box(raw.signals.len()); });
-        time("segments", &|| { let mut v = Vec::new(); decode::segments(&text, &mut v); std::hint::black_box(v); });
-        time("repeated", &|| { std::hint::black_box(injection::repeated_run(&text)); });
-        {
-            use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-            let pats: Vec<String> = SIGNALS.iter().flat_map(|s| s.anchors.iter().map(|a| a.to_string())).collect();
-            for (name, kind, mk) in [("ac-ll-dfa", AhoCorasickKind::DFA, MatchKind::LeftmostLongest), ("ac-std-dfa", AhoCorasickKind::DFA, MatchKind::Standard), ("ac-ll-cnfa", AhoCorasickKind::ContiguousNFA, MatchKind::LeftmostLongest)] {
-                let ac = AhoCorasick::builder().ascii_case_insensitive(true).match_kind(mk).kind(Some(kind)).build(&pats).unwrap();
-                time(name, &|| { std::hint::black_box(ac.find_iter(&*text).count()); });
-            }
-            let alt = pats.iter().map(|p| regex::escape(p)).collect::<Vec<_>>().join("|");
-            let re = regex::RegexBuilder::new(&alt).case_insensitive(true).unicode(false).build().unwrap();
-            time("regex-alt", &|| { std::hint::black_box(re.find_iter(&text).count()); });
-            println!("matches: {}", re.find_iter(&text).count());
-        }
+        time("pass-pii", &|| { let mut r = Raw::default(); e2.pass(&text, &mut r, false); std::hint::black_box(r.hits.len()); });
+        time("pass-all", &|| { let mut r = Raw::default(); e.pass(&text, &mut r, true); std::hint::black_box(r.hits.len()); });
         time("scan", &|| { std::hint::black_box(e.scan(&text)); });
     }
 }

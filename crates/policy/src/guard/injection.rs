@@ -37,7 +37,7 @@ pub(crate) struct SignalDef {
 
 /// "ignore/disregard/forget ..." + up to three determiners + a "previous / system" qualifier +
 /// a rules noun; or the verb + "your / all" + the noun; or "forget everything above / you were told".
-const OVERRIDE_PATTERN: &str = r"^(?:(?:ignore|disregard|forget|override|bypass|skip|neglect|discard|abandon|set\s+aside|do\s+not\s+follow|don'?t\s+follow|stop\s+following)(?:\s+|\s*[,:-]\s*)(?:(?:(?:all|any|every|each|the|of|these|those|your|everything|whatever)\s+){0,3}(?:previous|previously|prior|above|earlier|preceding|former|foregoing|initial|original|old|existing|system|developer|safety|given|provided|default)\s+(?:(?:and|or|&)\s+[\w-]+\s+)?(?:[\w-]+\s+){0,2}?|(?:all\s+)?(?:your|all)\s+(?:[\w-]+\s+)?)(?:instructions?|prompts?|rules|directions?|directives?|guidelines?|guardrails?|constraints?|programming|commands?|orders|polic(?:y|ies)|restrictions?|limitations?|configuration|training|system\s+prompt)\b|(?:ignore|disregard|forget)\s+(?:all|everything|anything)\s+(?:(?:that\s+)?you(?:\s+were|\s+have\s+been|'ve\s+been)\s+told|above|before|that\s+came\s+before|(?:said|written|stated)\s+(?:above|before|earlier)))";
+const OVERRIDE_PATTERN: &str = r"^(?:(?:ignore|disregard|forget|override|bypass|skip|neglect|discard|abandon|set\s+aside|(?:do\s+)?not\s+follow|don'?t\s+follow|stop\s+following)(?:\s+|\s*[,:-]\s*)(?:(?:(?:all|any|every|each|the|of|these|those|your|everything|whatever)\s+){0,3}(?:previous|previously|prior|above|earlier|preceding|former|foregoing|initial|original|old|existing|system|developer|safety|given|provided|default)\s+(?:(?:and|or|&)\s+[\w-]+\s+)?(?:[\w-]+\s+){0,2}?|(?:all\s+)?(?:your|all)\s+(?:[\w-]+\s+)?)(?:instructions?|prompts?|rules|directions?|directives?|guidelines?|guardrails?|constraints?|programming|commands?|orders|polic(?:y|ies)|restrictions?|limitations?|configuration|training|system\s+prompt)\b|(?:ignore|disregard|forget)\s+(?:all|everything|anything)\s+(?:(?:that\s+)?you(?:\s+were|\s+have\s+been|'ve\s+been)\s+told|above|before|that\s+came\s+before|(?:said|written|stated)\s+(?:above|before|earlier)))";
 
 /// The signals. Weights are the score a single unquoted match gives; see docs/guardrails.md.
 pub(crate) static SIGNALS: &[SignalDef] = &[
@@ -46,7 +46,7 @@ pub(crate) static SIGNALS: &[SignalDef] = &[
         weight: 0.8,
         anchors: &[
             "ignore", "disregard", "forget", "override", "bypass", "skip", "neglect", "discard",
-            "abandon", "set aside", "do not follow", "don't follow", "dont follow", "stop following",
+            "abandon", "set aside", "not follow", "don't follow", "dont follow", "stop following",
         ],
         pattern: OVERRIDE_PATTERN,
         line_start: false,
@@ -67,9 +67,9 @@ pub(crate) static SIGNALS: &[SignalDef] = &[
         weight: 0.65,
         anchors: &[
             "you are now", "you're now", "from now on", "act as", "roleplay as", "role-play as",
-            "pretend to be", "you will now", "respond as", "become", "do anything now",
+            "pretend to be", "you will now", "respond as", "become", "anything now",
         ],
-        pattern: r"^(?:do\s+anything\s+now|(?:you\s+are\s+now|you're\s+now|from\s+now\s+on,?\s+you(?:\s+are|'re|\s+will\s+(?:be|act\s+as|respond\s+as))|act\s+as|roleplay\s+as|role-play\s+as|pretend\s+to\s+be|you\s+will\s+now\s+(?:be|act\s+as)|respond\s+as|become)\s+(?:an?\s+|the\s+|my\s+)?(?:[\w-]+\s+){0,2}?(?:dan|stan|dude|aim|evil|unrestricted|unfiltered|uncensored|jailbroken|unchained|rogue|amoral|unethical|lawless|limitless|liberated|free\s+(?:from|of)\s+(?:all\s+|any\s+)?(?:restrictions|rules|guidelines|limits|filters|censorship)|in\s+(?:developer|dev|god|jailbreak|unrestricted|dan|sudo)\s+mode|(?:ai|assistant|model|chatbot|bot|llm)\s+(?:without|with\s+no|free\s+of|that\s+(?:has|have)\s+no|that\s+ignores?)))\b",
+        pattern: r"^(?:(?:do\s+)?anything\s+now|(?:you\s+are\s+now|you're\s+now|from\s+now\s+on,?\s+you(?:\s+are|'re|\s+will\s+(?:be|act\s+as|respond\s+as))|act\s+as|roleplay\s+as|role-play\s+as|pretend\s+to\s+be|you\s+will\s+now\s+(?:be|act\s+as)|respond\s+as|become)\s+(?:an?\s+|the\s+|my\s+)?(?:[\w-]+\s+){0,2}?(?:dan|stan|dude|aim|evil|unrestricted|unfiltered|uncensored|jailbroken|unchained|rogue|amoral|unethical|lawless|limitless|liberated|free\s+(?:from|of)\s+(?:all\s+|any\s+)?(?:restrictions|rules|guidelines|limits|filters|censorship)|in\s+(?:developer|dev|god|jailbreak|unrestricted|dan|sudo)\s+mode|(?:ai|assistant|model|chatbot|bot|llm)\s+(?:without|with\s+no|free\s+of|that\s+(?:has|have)\s+no|that\s+ignores?)))\b",
         line_start: false,
     },
     SignalDef {

@@ -17,6 +17,7 @@ mod decode;
 mod engine;
 mod injection;
 mod lists;
+mod masks;
 mod normalize;
 mod numbers;
 mod redact;

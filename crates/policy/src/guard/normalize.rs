@@ -47,21 +47,28 @@ fn plain_byte(b: u8) -> bool {
     (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' || b == b'\t'
 }
 
-/// Whether `text` needs no folding at all. Written branch-free over 32-byte blocks so it
-/// vectorises: this runs over every scanned byte.
+/// Whether `text` needs no folding at all: ASCII (checked by the standard library a word at
+/// a time) without control characters other than tab, LF and CR, checked eight bytes at a time
+/// with the classic "has a byte below n" bit trick; only words that might hold one are
+/// looked at byte by byte (a newline is a control character too).
 pub(crate) fn is_plain(text: &str) -> bool {
+    if !text.is_ascii() {
+        return false;
+    }
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
     let bytes = text.as_bytes();
-    let mut blocks = bytes.chunks_exact(32);
-    for block in &mut blocks {
-        let mut bad = false;
-        for &b in block {
-            bad |= !plain_byte(b);
-        }
-        if bad {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let below_space = x.wrapping_sub(LOW * 0x20) & !x & HIGH;
+        let y = x ^ (LOW * 0x7f);
+        let del = y.wrapping_sub(LOW) & !y & HIGH;
+        if (below_space | del) != 0 && !w.iter().all(|&b| plain_byte(b)) {
             return false;
         }
     }
-    blocks.remainder().iter().all(|&b| plain_byte(b))
+    words.remainder().iter().all(|&b| plain_byte(b))
 }
 
 impl<'a> Normalised<'a> {

@@ -139,7 +139,9 @@ pub(crate) fn classify(
     t: &Token,
     want: impl Fn(PiiKind) -> bool,
 ) -> Option<(PiiKind, Range<usize>)> {
-    if t.glued {
+    // Fewer than 8 digits is at most an IPv4 address (`1.1.1.1`): years, prices, times and
+    // counts leave here.
+    if t.glued || (t.digits < 8 && (t.n < 4 || !want(PiiKind::IpAddress))) {
         return None;
     }
     if want(PiiKind::IpAddress) {

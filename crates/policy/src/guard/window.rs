@@ -91,6 +91,11 @@ impl<T> Window<T> {
         }
     }
 
+    /// Bytes of stream text held in memory (unreleased text and scan context).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The hold-back in force (bytes).
     pub fn hold_back(&self) -> usize {
         self.hold_back

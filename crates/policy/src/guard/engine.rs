@@ -478,6 +478,21 @@ impl Engine {
         if !numbers_on {
             return skip_word(i);
         }
+        // Digits after a space that follows a word of letters and digits (`DE89 3704 …`,
+        // `REF7 4111 …`) continue that code: not the start of a number of their own.
+        if i >= 2 && b[i - 1] == b' ' && b[i - 2].is_ascii_digit() {
+            let mut k = i - 2;
+            while k > 0 && b[k - 1].is_ascii_alphanumeric() && i - k < 40 {
+                k -= 1;
+            }
+            if b[k..i - 1].iter().any(u8::is_ascii_alphabetic) {
+                let mut e = i;
+                while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b' ') {
+                    e += 1;
+                }
+                return e;
+            }
+        }
         match numbers::read_token(b, i) {
             Read::Token(tok) => match numbers::classify(b, &tok, |k| self.wants(k)) {
                 Some((k, r)) => {

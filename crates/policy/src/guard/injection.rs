@@ -80,7 +80,7 @@ pub(crate) static SIGNALS: &[SignalDef] = &[
             "developer mode", "dev mode", "god mode", "jailbreak mode", "dan mode", "sudo mode",
             "unrestricted mode", "evil mode", "unfiltered mode", "uncensored mode",
         ],
-        pattern: r"^(?:(?:enable|activate|enter|switch\s+(?:in)?to|turn\s+on|unlock)\s+(?:the\s+)?(?:god|jailbreak|dan|sudo|unrestricted|evil|unfiltered|uncensored)\s+mode|(?:developer|dev|god|jailbreak|dan|sudo|unrestricted|evil|unfiltered|uncensored)\s+mode\s*(?:[:=-]\s*)?(?:enabled|activated|on|engaged|unlocked|active)\b)",
+        pattern: r"^(?:(?:enable|activate|enter|switch\s+(?:in)?to|turn\s+on|unlock)\s+(?:the\s+)?(?:god|jailbreak|dan|sudo|unrestricted|evil|unfiltered|uncensored)\s+mode|(?:developer|dev|god|jailbreak|dan|sudo|unrestricted|evil|unfiltered|uncensored)\s+mode\s*(?:[:=-]\s*)?(?:enabled|activated|engaged|unlocked|active|on\s*(?:[.!:;]|$)))",
         line_start: false,
     },
     SignalDef {

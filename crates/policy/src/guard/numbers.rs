@@ -190,10 +190,15 @@ fn ipv4(b: &[u8], t: &Token) -> Option<Range<usize>> {
             return None;
         }
     }
+    let end = t.groups[3].1 as usize;
+    // `1.2.3.4-beta`, `1.2.3.4+build`: a version with a suffix.
+    if matches!(b.get(end), Some(b'-' | b'+')) && b.get(end + 1).is_some_and(u8::is_ascii_alphabetic) {
+        return None;
+    }
     if after_version_word(b, t.start) {
         return None;
     }
-    Some(t.start..t.groups[3].1 as usize)
+    Some(t.start..end)
 }
 
 fn after_version_word(b: &[u8], start: usize) -> bool {

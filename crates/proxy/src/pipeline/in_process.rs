@@ -80,11 +80,7 @@ pub fn on_request(m: &Mutations, req: &mut RequestPayload<'_>) -> Result<(), Fai
     Ok(())
 }
 
-fn eval(
-    expr: &ValueExpr,
-    inputs: &mut Inputs<'_>,
-    vars: &VarsFn<'_>,
-) -> Result<Value, Failure> {
+fn eval(expr: &ValueExpr, inputs: &mut Inputs<'_>, vars: &VarsFn<'_>) -> Result<Value, Failure> {
     match expr {
         ValueExpr::Header(name) => inputs
             .headers

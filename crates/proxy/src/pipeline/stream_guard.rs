@@ -45,6 +45,8 @@ pub struct GuardedStream {
     out: VecDeque<Bytes>,
     /// The inner stream is done (ended, failed, or the guard blocked it).
     ended: bool,
+    /// Buffer mode: a block releases nothing at all, not even the text before the match.
+    all_or_nothing: bool,
 }
 
 impl GuardedStream {
@@ -68,6 +70,7 @@ impl GuardedStream {
             StreamMode::Buffer => (action, max_hold_bytes),
             StreamMode::Monitor => (WindowAction::Monitor, guard.guard.max_match_len()),
         };
+        let all_or_nothing = guard.stream == StreamMode::Buffer;
         GuardedStream {
             inner,
             parser: sse::Parser::new(),
@@ -79,6 +82,7 @@ impl GuardedStream {
             metrics,
             out: VecDeque::new(),
             ended: false,
+            all_or_nothing,
         }
     }
 
@@ -106,7 +110,12 @@ impl GuardedStream {
     }
 
     fn apply(&mut self, step: sluice_policy::guard::Step<Held>) {
-        for (held, text) in step.release {
+        let release = if step.blocked && self.all_or_nothing {
+            Vec::new()
+        } else {
+            step.release
+        };
+        for (held, text) in release {
             self.out.push_back(self.render(held, text));
         }
         if !step.findings.is_empty() {

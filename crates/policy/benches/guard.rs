@@ -25,8 +25,10 @@ fn spec(decode: bool) -> GuardSpec {
     }
 }
 
-static GUARD: LazyLock<Guard> = LazyLock::new(|| Guard::compile(&spec(true)).expect("spec compiles"));
-static GUARD_NO_DECODE: LazyLock<Guard> = LazyLock::new(|| Guard::compile(&spec(false)).expect("spec compiles"));
+static GUARD: LazyLock<Guard> =
+    LazyLock::new(|| Guard::compile(&spec(true)).expect("spec compiles"));
+static GUARD_NO_DECODE: LazyLock<Guard> =
+    LazyLock::new(|| Guard::compile(&spec(false)).expect("spec compiles"));
 
 /// Sentences of the kind chat bodies hold: questions, explanations, numbers that are not PII
 /// (years, prices, versions, times, ids), a little code and markdown.
@@ -95,19 +97,22 @@ static SMALL: LazyLock<String> = LazyLock::new(|| body(2 * 1024));
 fn scan_2mib(b: Bencher) {
     let text = BIG.as_str();
     assert!(!GUARD.scan(text).is_clean(), "the body holds PII");
-    b.counter(BytesCount::of_str(text)).bench(|| GUARD.scan(black_box(text)));
+    b.counter(BytesCount::of_str(text))
+        .bench(|| GUARD.scan(black_box(text)));
 }
 
 #[divan::bench]
 fn scan_2mib_no_decode(b: Bencher) {
     let text = BIG.as_str();
-    b.counter(BytesCount::of_str(text)).bench(|| GUARD_NO_DECODE.scan(black_box(text)));
+    b.counter(BytesCount::of_str(text))
+        .bench(|| GUARD_NO_DECODE.scan(black_box(text)));
 }
 
 #[divan::bench]
 fn scan_2kb(b: Bencher) {
     let text = SMALL.as_str();
-    b.counter(BytesCount::of_str(text)).bench(|| GUARD.scan(black_box(text)));
+    b.counter(BytesCount::of_str(text))
+        .bench(|| GUARD.scan(black_box(text)));
 }
 
 /// A 2 MiB body with non-ASCII text (curly quotes, accents, an emoji per sentence), which
@@ -116,7 +121,8 @@ fn scan_2kb(b: Bencher) {
 fn scan_2mib_unicode(b: Bencher) {
     static TEXT: LazyLock<String> = LazyLock::new(|| BIG.replace(". ", "’s café — ok 🙂. "));
     let text = TEXT.as_str();
-    b.counter(BytesCount::of_str(text)).bench(|| GUARD.scan(black_box(text)));
+    b.counter(BytesCount::of_str(text))
+        .bench(|| GUARD.scan(black_box(text)));
 }
 
 /// A streamed answer of ~8 KiB in 6-byte deltas through a Redact window: the cost per event.
@@ -124,7 +130,11 @@ fn scan_2mib_unicode(b: Bencher) {
 fn window_redact_8kib_stream(b: Bencher) {
     let guard = Arc::new(Guard::compile(&spec(true)).expect("spec compiles"));
     let text = &BIG[..8 * 1024];
-    let deltas: Vec<&str> = text.as_bytes().chunks(6).map(|c| std::str::from_utf8(c).expect("ASCII")).collect();
+    let deltas: Vec<&str> = text
+        .as_bytes()
+        .chunks(6)
+        .map(|c| std::str::from_utf8(c).expect("ASCII"))
+        .collect();
     b.counter(BytesCount::of_str(text)).bench(|| {
         let mut w = Window::new(guard.clone(), WindowAction::Redact, 0);
         let mut out = 0;

@@ -45,16 +45,23 @@ fn family(label: &str) -> &str {
 
 fn load() -> Vec<(String, Case)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guard_corpus");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut cases = Vec::new();
-    for f in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")) {
+    for f in files
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+    {
         let name = f.file_stem().unwrap().to_string_lossy().into_owned();
         for (n, line) in std::fs::read_to_string(&f).unwrap().lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let case: Case = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}:{}: {e}", n + 1));
+            let case: Case =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}:{}: {e}", n + 1));
             cases.push((format!("{name}:{}", n + 1), case));
         }
     }
@@ -85,11 +92,19 @@ fn corpus_precision_and_recall() {
                 (true, true) => c.tp += 1,
                 (true, false) => {
                     c.fp += 1;
-                    misses.push(format!("FP {id} {l} (score {:.2}): {:?}", scan.injection_score, short(&case.text)));
+                    misses.push(format!(
+                        "FP {id} {l} (score {:.2}): {:?}",
+                        scan.injection_score,
+                        short(&case.text)
+                    ));
                 }
                 (false, true) => {
                     c.fn_ += 1;
-                    misses.push(format!("FN {id} {l} (score {:.2}): {:?}", scan.injection_score, short(&case.text)));
+                    misses.push(format!(
+                        "FN {id} {l} (score {:.2}): {:?}",
+                        scan.injection_score,
+                        short(&case.text)
+                    ));
                 }
                 (false, false) => {}
             }
@@ -99,7 +114,14 @@ fn corpus_precision_and_recall() {
     println!("| family | TP | FP | FN | precision | recall |");
     println!("|---|---|---|---|---|---|");
     for (f, c) in &counts {
-        println!("| {f} | {} | {} | {} | {:.3} | {:.3} |", c.tp, c.fp, c.fn_, c.precision(), c.recall());
+        println!(
+            "| {f} | {} | {} | {} | {:.3} | {:.3} |",
+            c.tp,
+            c.fp,
+            c.fn_,
+            c.precision(),
+            c.recall()
+        );
     }
     for m in &misses {
         println!("{m}");
@@ -107,7 +129,11 @@ fn corpus_precision_and_recall() {
     // Floors: just under today's numbers (see docs/guardrails.md), so a regression fails.
     let floor = |f: &str, p: f64, r: f64| {
         let c = counts.get(f).copied().unwrap_or_default();
-        assert!(c.precision() >= p, "{f} precision {:.3} < {p}", c.precision());
+        assert!(
+            c.precision() >= p,
+            "{f} precision {:.3} < {p}",
+            c.precision()
+        );
         assert!(c.recall() >= r, "{f} recall {:.3} < {r}", c.recall());
     };
     floor("pii", 0.99, 0.95);

@@ -20,7 +20,9 @@ fn is_label_char(c: u8) -> bool {
 }
 
 /// File extensions that follow `@` in asset names (`icon@2x.png`) and are not top-level domains.
-const NOT_TLDS: &[&str] = &["png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "js", "css", "json", "txt"];
+const NOT_TLDS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "js", "css", "json", "txt",
+];
 
 /// The email address around the `@` at `at`: a local part of letters, digits and `._%+-`
 /// (at most 64, starting with a letter or digit, not ending with a dot), then at least two
@@ -67,7 +69,9 @@ pub(crate) fn email(b: &[u8], at: usize) -> Option<Range<usize>> {
         || !tld_ok
         || j - at - 1 > 253
         || b.get(j) == Some(&b'@')
-        || NOT_TLDS.iter().any(|x| tld.eq_ignore_ascii_case(x.as_bytes()))
+        || NOT_TLDS
+            .iter()
+            .any(|x| tld.eq_ignore_ascii_case(x.as_bytes()))
     {
         return None;
     }
@@ -77,18 +81,77 @@ pub(crate) fn email(b: &[u8], at: usize) -> Option<Range<usize>> {
 /// IBAN length per country (ISO 13616 registry), for the countries whose IBANs are common.
 fn iban_len(cc: &[u8]) -> Option<usize> {
     Some(match cc {
-        b"AD" => 24, b"AE" => 23, b"AL" => 28, b"AT" => 20, b"AZ" => 28, b"BA" => 20,
-        b"BE" => 16, b"BG" => 22, b"BH" => 22, b"BR" => 29, b"CH" => 21, b"CR" => 22,
-        b"CY" => 28, b"CZ" => 24, b"DE" => 22, b"DK" => 18, b"DO" => 28, b"EE" => 20,
-        b"EG" => 29, b"ES" => 24, b"FI" => 18, b"FO" => 18, b"FR" => 27, b"GB" => 22,
-        b"GE" => 22, b"GI" => 23, b"GL" => 18, b"GR" => 27, b"GT" => 28, b"HR" => 21,
-        b"HU" => 28, b"IE" => 22, b"IL" => 23, b"IQ" => 23, b"IS" => 26, b"IT" => 27,
-        b"JO" => 30, b"KW" => 30, b"KZ" => 20, b"LB" => 28, b"LI" => 21, b"LT" => 20,
-        b"LU" => 20, b"LV" => 21, b"MC" => 27, b"MD" => 24, b"ME" => 22, b"MK" => 19,
-        b"MR" => 27, b"MT" => 31, b"MU" => 30, b"NL" => 18, b"NO" => 15, b"PK" => 24,
-        b"PL" => 28, b"PS" => 29, b"PT" => 25, b"QA" => 29, b"RO" => 24, b"RS" => 22,
-        b"SA" => 24, b"SE" => 24, b"SI" => 19, b"SK" => 24, b"SM" => 27, b"TN" => 24,
-        b"TR" => 26, b"UA" => 29, b"VA" => 22, b"VG" => 24, b"XK" => 20,
+        b"AD" => 24,
+        b"AE" => 23,
+        b"AL" => 28,
+        b"AT" => 20,
+        b"AZ" => 28,
+        b"BA" => 20,
+        b"BE" => 16,
+        b"BG" => 22,
+        b"BH" => 22,
+        b"BR" => 29,
+        b"CH" => 21,
+        b"CR" => 22,
+        b"CY" => 28,
+        b"CZ" => 24,
+        b"DE" => 22,
+        b"DK" => 18,
+        b"DO" => 28,
+        b"EE" => 20,
+        b"EG" => 29,
+        b"ES" => 24,
+        b"FI" => 18,
+        b"FO" => 18,
+        b"FR" => 27,
+        b"GB" => 22,
+        b"GE" => 22,
+        b"GI" => 23,
+        b"GL" => 18,
+        b"GR" => 27,
+        b"GT" => 28,
+        b"HR" => 21,
+        b"HU" => 28,
+        b"IE" => 22,
+        b"IL" => 23,
+        b"IQ" => 23,
+        b"IS" => 26,
+        b"IT" => 27,
+        b"JO" => 30,
+        b"KW" => 30,
+        b"KZ" => 20,
+        b"LB" => 28,
+        b"LI" => 21,
+        b"LT" => 20,
+        b"LU" => 20,
+        b"LV" => 21,
+        b"MC" => 27,
+        b"MD" => 24,
+        b"ME" => 22,
+        b"MK" => 19,
+        b"MR" => 27,
+        b"MT" => 31,
+        b"MU" => 30,
+        b"NL" => 18,
+        b"NO" => 15,
+        b"PK" => 24,
+        b"PL" => 28,
+        b"PS" => 29,
+        b"PT" => 25,
+        b"QA" => 29,
+        b"RO" => 24,
+        b"RS" => 22,
+        b"SA" => 24,
+        b"SE" => 24,
+        b"SI" => 19,
+        b"SK" => 24,
+        b"SM" => 27,
+        b"TN" => 24,
+        b"TR" => 26,
+        b"UA" => 29,
+        b"VA" => 22,
+        b"VG" => 24,
+        b"XK" => 20,
         _ => return None,
     })
 }
@@ -111,13 +174,17 @@ pub(crate) fn iban(b: &[u8], p: usize) -> Option<Range<usize>> {
             chars[count] = c;
             count += 1;
             j += 1;
-        } else if c == b' ' && count % 4 == 0 && j + 1 < b.len() && b[j + 1].is_ascii_alphanumeric() {
+        } else if c == b' ' && count % 4 == 0 && j + 1 < b.len() && b[j + 1].is_ascii_alphanumeric()
+        {
             j += 1;
         } else {
             break;
         }
     }
-    if count != len || b.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+    if count != len
+        || b.get(j)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
         return None;
     }
     // Move the first four characters to the end, letters count as 10..35, the number mod 97.
@@ -151,9 +218,13 @@ pub(crate) fn ipv6(b: &[u8], colon: usize) -> (Option<Range<usize>>, usize) {
     while e > s && b[e - 1] == b'.' {
         e -= 1;
     }
-    let glued = |c: Option<&u8>| c.is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'.'));
+    let glued = |c: Option<&u8>| {
+        c.is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'.'))
+    };
     // Trailing dots were trimmed (sentence ends), so only the left side checks for a dot.
-    let glued_after = b.get(e).is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':'));
+    let glued_after = b
+        .get(e)
+        .is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':'));
     if e - s < 3 || (s > 0 && glued(b.get(s - 1))) || glued_after {
         return (None, run_end);
     }
@@ -188,9 +259,18 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(find_email("mail jane.doe+tag@example.co.uk."), Some("jane.doe+tag@example.co.uk"));
-        assert_eq!(find_email("<bob_99@mail-server.example.org>"), Some("bob_99@mail-server.example.org"));
-        assert_eq!(find_email("(.alice@example.com)"), Some("alice@example.com"));
+        assert_eq!(
+            find_email("mail jane.doe+tag@example.co.uk."),
+            Some("jane.doe+tag@example.co.uk")
+        );
+        assert_eq!(
+            find_email("<bob_99@mail-server.example.org>"),
+            Some("bob_99@mail-server.example.org")
+        );
+        assert_eq!(
+            find_email("(.alice@example.com)"),
+            Some("alice@example.com")
+        );
         for no in [
             "npm i lodash@4.17.21",
             "@property",
@@ -211,9 +291,18 @@ mod tests {
             let p = s.bytes().position(|c| c.is_ascii_uppercase())?;
             iban(s.as_bytes(), p).map(|r| s[r].to_string())
         };
-        assert_eq!(find("DE89 3704 0044 0532 0130 00").as_deref(), Some("DE89 3704 0044 0532 0130 00"));
-        assert_eq!(find("GB82WEST12345698765432, thanks").as_deref(), Some("GB82WEST12345698765432"));
-        assert_eq!(find("FR1420041010050500013M02606").as_deref(), Some("FR1420041010050500013M02606"));
+        assert_eq!(
+            find("DE89 3704 0044 0532 0130 00").as_deref(),
+            Some("DE89 3704 0044 0532 0130 00")
+        );
+        assert_eq!(
+            find("GB82WEST12345698765432, thanks").as_deref(),
+            Some("GB82WEST12345698765432")
+        );
+        assert_eq!(
+            find("FR1420041010050500013M02606").as_deref(),
+            Some("FR1420041010050500013M02606")
+        );
         // A wrong check digit, a wrong length, an unknown country.
         assert_eq!(find("DE88 3704 0044 0532 0130 00"), None);
         assert_eq!(find("DE89 3704 0044 0532 0130 0"), None);
@@ -226,11 +315,31 @@ mod tests {
             let c = s.find(':')?;
             ipv6(s.as_bytes(), c).0.map(|r| s[r].to_string())
         };
-        assert_eq!(find("addr 2001:db8::8a2e:370:7334.").as_deref(), Some("2001:db8::8a2e:370:7334"));
-        assert_eq!(find("fe80::1ff:fe23:4567:890a").as_deref(), Some("fe80::1ff:fe23:4567:890a"));
-        assert_eq!(find("2001:0db8:0000:0000:0000:ff00:0042:8329").as_deref(), Some("2001:0db8:0000:0000:0000:ff00:0042:8329"));
-        assert_eq!(find("::ffff:192.0.2.128 ok").as_deref(), Some("::ffff:192.0.2.128"));
-        for no in ["at 12:30:45", "std::io", "::1", "de::ad", "00:1A:2B:3C:4D:5E", "a::b", "10:30"] {
+        assert_eq!(
+            find("addr 2001:db8::8a2e:370:7334.").as_deref(),
+            Some("2001:db8::8a2e:370:7334")
+        );
+        assert_eq!(
+            find("fe80::1ff:fe23:4567:890a").as_deref(),
+            Some("fe80::1ff:fe23:4567:890a")
+        );
+        assert_eq!(
+            find("2001:0db8:0000:0000:0000:ff00:0042:8329").as_deref(),
+            Some("2001:0db8:0000:0000:0000:ff00:0042:8329")
+        );
+        assert_eq!(
+            find("::ffff:192.0.2.128 ok").as_deref(),
+            Some("::ffff:192.0.2.128")
+        );
+        for no in [
+            "at 12:30:45",
+            "std::io",
+            "::1",
+            "de::ad",
+            "00:1A:2B:3C:4D:5E",
+            "a::b",
+            "10:30",
+        ] {
             assert_eq!(find(no), None, "{no}");
         }
     }

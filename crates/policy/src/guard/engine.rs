@@ -6,8 +6,8 @@ use std::ops::Range;
 
 use super::addresses::{self, EMAIL_MAX, IBAN_MAX, IPV6_MAX};
 use super::decode::{self, Encoding};
-use super::injection::{self, SignalHit, Signals, SIGNALS};
 use super::injection::floor_boundary;
+use super::injection::{self, SignalHit, Signals, SIGNALS};
 use super::lists::{is_marker, marker_key, word_key, Target, UserRegexes, WordHit, Words};
 use super::masks;
 use super::normalize::Normalised;
@@ -84,7 +84,14 @@ impl PassState {
 
     /// Base64 runs of at least `decode::MIN_LEN` bytes in a block's mask `m` (block at `base`,
     /// ending at `end`); a run that reaches the block's end carries into the next block.
-    fn base64_runs(&mut self, b: &[u8], m: u64, base: usize, end: usize, out: &mut Vec<(Range<usize>, Encoding)>) {
+    fn base64_runs(
+        &mut self,
+        b: &[u8],
+        m: u64,
+        base: usize,
+        end: usize,
+        out: &mut Vec<(Range<usize>, Encoding)>,
+    ) {
         let width = end - base;
         let mut from = 0;
         if let Some(s) = self.run_start {
@@ -113,7 +120,11 @@ impl PassState {
             let s = x.trailing_zeros() as usize;
             let len = (!(r >> s)).trailing_zeros() as usize;
             push_segment(b, base + s, base + s + len, out);
-            let clear = if s + len >= 64 { !0u64 << s } else { ((1u64 << len) - 1) << s };
+            let clear = if s + len >= 64 {
+                !0u64 << s
+            } else {
+                ((1u64 << len) - 1) << s
+            };
             x &= !clear;
         }
     }
@@ -137,7 +148,9 @@ impl Engine {
         }
         let has = |k: SecretKind| spec.secrets.contains(&k);
         let injection = match spec.injection_threshold {
-            Some(t) if !(0.0..=1.0).contains(&t) || t.is_nan() => return Err(GuardError::Threshold(t)),
+            Some(t) if !(0.0..=1.0).contains(&t) || t.is_nan() => {
+                return Err(GuardError::Threshold(t))
+            }
             Some(t) => Some((t, Signals::compile())),
             None => None,
         };
@@ -173,7 +186,9 @@ impl Engine {
         at_least(self.wants(PiiKind::Iban), IBAN_MAX);
         at_least(self.wants(PiiKind::IpAddress), IPV6_MAX.max(NUMBER_MAX));
         at_least(
-            self.wants(PiiKind::Phone) || self.wants(PiiKind::CreditCard) || self.wants(PiiKind::UsSsn),
+            self.wants(PiiKind::Phone)
+                || self.wants(PiiKind::CreditCard)
+                || self.wants(PiiKind::UsSsn),
             NUMBER_MAX,
         );
         at_least(self.api_key, 3 + API_KEY_MAX_BODY);
@@ -212,7 +227,11 @@ impl Engine {
         for h in raw.hits {
             let span = norm.to_original(h.span.clone());
             let via = via_of(&h.span, &span);
-            findings.push(Finding { detector: h.detector, span, via });
+            findings.push(Finding {
+                detector: h.detector,
+                span,
+                via,
+            });
         }
         // Injection signals, with where each was seen.
         let mut signals: Vec<(SignalHit, Range<usize>, Via)> = raw
@@ -240,7 +259,11 @@ impl Engine {
                     Encoding::Hex => Via::Hex,
                 };
                 for h in sub.hits {
-                    findings.push(Finding { detector: h.detector, span: span.clone(), via });
+                    findings.push(Finding {
+                        detector: h.detector,
+                        span: span.clone(),
+                        via,
+                    });
                 }
                 signals.extend(sub.signals.into_iter().map(|s| (s, span.clone(), via)));
                 repeated |= sub.repeated;
@@ -258,17 +281,33 @@ impl Engine {
             None => 0.0,
         };
         findings.sort_by(|a, b| {
-            (a.span.start, a.span.end, &a.detector, a.via).cmp(&(b.span.start, b.span.end, &b.detector, b.via))
+            (a.span.start, a.span.end, &a.detector, a.via).cmp(&(
+                b.span.start,
+                b.span.end,
+                &b.detector,
+                b.via,
+            ))
         });
         findings.dedup_by(|b, a| a.detector == b.detector && a.span == b.span);
-        Scan { findings, injection_score }
+        Scan {
+            findings,
+            injection_score,
+        }
     }
 
-    fn injection_score(&self, norm: &Normalised<'_>, signals: &[(SignalHit, Range<usize>, Via)], repeated: bool) -> f32 {
-        let mut values: Vec<(usize, f32)> = signals.iter().map(|(s, _, _)| (s.signal, s.value)).collect();
-        let hidden = signals
+    fn injection_score(
+        &self,
+        norm: &Normalised<'_>,
+        signals: &[(SignalHit, Range<usize>, Via)],
+        repeated: bool,
+    ) -> f32 {
+        let mut values: Vec<(usize, f32)> = signals
             .iter()
-            .any(|(s, _, via)| *via != Via::Plain && SIGNALS[s.signal].weight >= 0.4 && s.value >= 0.4);
+            .map(|(s, _, _)| (s.signal, s.value))
+            .collect();
+        let hidden = signals.iter().any(|(s, _, via)| {
+            *via != Via::Plain && SIGNALS[s.signal].weight >= 0.4 && s.value >= 0.4
+        });
         if hidden {
             values.push((injection::OBFUSCATED_ID, injection::OBFUSCATED.1));
         }
@@ -289,7 +328,10 @@ impl Engine {
         }
         if let Some(re) = &self.regexes {
             re.find(text, |list, span| {
-                raw.hits.push(Hit { detector: Detector::Regex(re.names[list].clone()), span });
+                raw.hits.push(Hit {
+                    detector: Detector::Regex(re.names[list].clone()),
+                    span,
+                });
             });
         }
     }
@@ -297,13 +339,20 @@ impl Engine {
     fn word_hit(&self, text: &str, w: WordHit, raw: &mut Raw) {
         match w.target {
             Target::Signal(id) => {
-                if let Some(h) = self.injection.as_ref().and_then(|(_, s)| s.check(text, w.span, id)) {
+                if let Some(h) = self
+                    .injection
+                    .as_ref()
+                    .and_then(|(_, s)| s.check(text, w.span, id))
+                {
                     raw.signals.push(h);
                 }
             }
             Target::Keyword(list) => {
                 if let Some(words) = &self.words {
-                    raw.hits.push(Hit { detector: Detector::Keyword(words.keyword_names[list].clone()), span: w.span });
+                    raw.hits.push(Hit {
+                        detector: Detector::Keyword(words.keyword_names[list].clone()),
+                        span: w.span,
+                    });
                 }
             }
         }
@@ -332,7 +381,9 @@ impl Engine {
                 }
                 if is_marker(b[p]) {
                     if let Some(w) = words {
-                        w.at(text, p, marker_key(b, p), &mut |h| self.word_hit(text, h, raw));
+                        w.at(text, p, marker_key(b, p), &mut |h| {
+                            self.word_hit(text, h, raw)
+                        });
                     }
                     continue;
                 }
@@ -409,7 +460,8 @@ impl Engine {
                 }
             }
             b'+' | b'(' if numbers_on => {
-                let starts = b.get(p + 1).is_some_and(u8::is_ascii_digit) && (p == 0 || !is_word(b[p - 1]));
+                let starts =
+                    b.get(p + 1).is_some_and(u8::is_ascii_digit) && (p == 0 || !is_word(b[p - 1]));
                 match starts.then(|| numbers::read_token(b, p)) {
                     Some(Read::Token(tok)) => match numbers::classify(b, &tok, |k| self.wants(k)) {
                         Some((k, r)) => push(Detector::Pii(k), r),
@@ -442,7 +494,13 @@ impl Engine {
 
     /// A digit at `i`: an IBAN's check digits after its country code, or the start of a
     /// number token. Returns where the pass goes on.
-    fn at_digit(&self, b: &[u8], i: usize, numbers_on: bool, push: &mut impl FnMut(Detector, Range<usize>)) -> usize {
+    fn at_digit(
+        &self,
+        b: &[u8],
+        i: usize,
+        numbers_on: bool,
+        push: &mut impl FnMut(Detector, Range<usize>),
+    ) -> usize {
         let skip_word = |mut k: usize| {
             while k < b.len() && is_word(b[k]) {
                 k += 1;
@@ -467,7 +525,8 @@ impl Engine {
                 return skip_word(i);
             }
             // Inside a dotted version, a date, a path or a thousands-separated amount.
-            if matches!(p, b'.' | b'-' | b'/' | b',') && i >= 2 && b[i - 2].is_ascii_alphanumeric() {
+            if matches!(p, b'.' | b'-' | b'/' | b',') && i >= 2 && b[i - 2].is_ascii_alphanumeric()
+            {
                 let mut k = i;
                 while k < b.len() && b[k].is_ascii_digit() {
                     k += 1;
@@ -509,7 +568,11 @@ impl Engine {
 }
 
 /// One injection finding spanning the signals that scored, seen as the strongest one was.
-fn injection_finding(signals: &[(SignalHit, Range<usize>, Via)], text: &str, norm: &Normalised<'_>) -> Finding {
+fn injection_finding(
+    signals: &[(SignalHit, Range<usize>, Via)],
+    text: &str,
+    norm: &Normalised<'_>,
+) -> Finding {
     let strongest = signals
         .iter()
         .max_by(|a, b| a.0.value.total_cmp(&b.0.value));
@@ -518,15 +581,26 @@ fn injection_finding(signals: &[(SignalHit, Range<usize>, Via)], text: &str, nor
         .map(|(_, r, _)| r.clone())
         .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end));
     match (strongest, span) {
-        (Some((_, _, via)), Some(span)) => Finding { detector: Detector::Injection, span, via: *via },
+        (Some((_, _, via)), Some(span)) => Finding {
+            detector: Detector::Injection,
+            span,
+            via: *via,
+        },
         // Only whole-text signals (repeated tokens, tag characters): the whole text.
         _ => {
-            let via = if norm.is_identity() { Via::Plain } else { Via::Normalised };
-            Finding { detector: Detector::Injection, span: 0..text.len(), via }
+            let via = if norm.is_identity() {
+                Via::Plain
+            } else {
+                Via::Normalised
+            };
+            Finding {
+                detector: Detector::Injection,
+                span: 0..text.len(),
+                via,
+            }
         }
     }
 }
-
 
 /// The bytes of a word key kept for a word of 0..=4 bytes (little-endian).
 const KEY_LEN_MASK: [u32; 5] = [0, 0xFF, 0xFFFF, 0xFF_FFFF, 0xFFFF_FFFF];
@@ -551,21 +625,45 @@ mod phase_timing {
     fn phases() {
         let unit = "The quarterly report shows revenue grew by 12.5% compared to 2023, mostly from the new subscription tier. Could you show me how to parse a JSON document in Rust using serde and handle errors properly? The model should ignore whitespace differences when comparing the two outputs. Our meeting is at 10:30 on Tuesday; please bring the slides. ";
         let text = unit.repeat(2 * 1024 * 1024 / unit.len());
-        let spec = GuardSpec { pii: PiiKind::ALL.to_vec(), secrets: SecretKind::ALL.to_vec(), injection_threshold: Some(0.5), decode: true, ..Default::default() };
+        let spec = GuardSpec {
+            pii: PiiKind::ALL.to_vec(),
+            secrets: SecretKind::ALL.to_vec(),
+            injection_threshold: Some(0.5),
+            decode: true,
+            ..Default::default()
+        };
         let e = Engine::compile(&spec).unwrap();
-        let spec2 = GuardSpec { pii: PiiKind::ALL.to_vec(), secrets: SecretKind::ALL.to_vec(), ..Default::default() };
+        let spec2 = GuardSpec {
+            pii: PiiKind::ALL.to_vec(),
+            secrets: SecretKind::ALL.to_vec(),
+            ..Default::default()
+        };
         let e2 = Engine::compile(&spec2).unwrap();
         let mb = text.len() as f64 / 1e6;
         let time = |name: &str, f: &dyn Fn()| {
             f();
             let t = Instant::now();
-            for _ in 0..10 { f(); }
+            for _ in 0..10 {
+                f();
+            }
             let s = t.elapsed().as_secs_f64() / 10.0;
             println!("{name:>14}: {:8.2} ms  {:8.1} MB/s", s * 1e3, mb / s);
         };
-        time("is_plain", &|| { std::hint::black_box(super::super::normalize::is_plain(&text)); });
-        time("pass-pii", &|| { let mut r = Raw::default(); e2.pass(&text, &mut r, false); std::hint::black_box(r.hits.len()); });
-        time("pass-all", &|| { let mut r = Raw::default(); e.pass(&text, &mut r, true); std::hint::black_box(r.hits.len()); });
-        time("scan", &|| { std::hint::black_box(e.scan(&text)); });
+        time("is_plain", &|| {
+            std::hint::black_box(super::super::normalize::is_plain(&text));
+        });
+        time("pass-pii", &|| {
+            let mut r = Raw::default();
+            e2.pass(&text, &mut r, false);
+            std::hint::black_box(r.hits.len());
+        });
+        time("pass-all", &|| {
+            let mut r = Raw::default();
+            e.pass(&text, &mut r, true);
+            std::hint::black_box(r.hits.len());
+        });
+        time("scan", &|| {
+            std::hint::black_box(e.scan(&text));
+        });
     }
 }

@@ -102,12 +102,19 @@ fn slot_of(key: u32, mask: usize) -> usize {
 
 impl Words {
     /// `None` when there is nothing to look for.
-    pub fn compile(injection: bool, keywords: &[NamedPatterns]) -> Result<Option<Words>, GuardError> {
+    pub fn compile(
+        injection: bool,
+        keywords: &[NamedPatterns],
+    ) -> Result<Option<Words>, GuardError> {
         let mut patterns: Vec<Pattern> = Vec::new();
-        let mut add = |p: String, t: Target| match patterns.iter().position(|q| *q.bytes == *p.as_bytes()) {
-            Some(k) => patterns[k].targets.push(t),
-            None => patterns.push(Pattern { bytes: p.into_bytes().into_boxed_slice(), targets: vec![t] }),
-        };
+        let mut add =
+            |p: String, t: Target| match patterns.iter().position(|q| *q.bytes == *p.as_bytes()) {
+                Some(k) => patterns[k].targets.push(t),
+                None => patterns.push(Pattern {
+                    bytes: p.into_bytes().into_boxed_slice(),
+                    targets: vec![t],
+                }),
+            };
         if injection {
             for (id, s) in SIGNALS.iter().enumerate() {
                 for a in s.anchors {
@@ -121,7 +128,10 @@ impl Words {
                 // Keywords go through the same folding as the text they are matched against.
                 let folded = Normalised::new(p).text.trim().to_ascii_lowercase();
                 if folded.is_empty() {
-                    return Err(GuardError::EmptyKeyword { list: kw.name.clone(), index });
+                    return Err(GuardError::EmptyKeyword {
+                        list: kw.name.clone(),
+                        index,
+                    });
                 }
                 longest_keyword = longest_keyword.max(folded.len());
                 add(folded, Target::Keyword(list));
@@ -146,7 +156,13 @@ impl Words {
         let min_word_len = patterns
             .iter()
             .filter(|p| is_word_byte(p.bytes[0]))
-            .map(|p| p.bytes.iter().take(4).take_while(|&&c| is_word_byte(c)).count() as u32)
+            .map(|p| {
+                p.bytes
+                    .iter()
+                    .take(4)
+                    .take_while(|&&c| is_word_byte(c))
+                    .count() as u32
+            })
             .min()
             .unwrap_or(4);
         let size = (keyed.len() * 4).next_power_of_two().max(64);
@@ -195,7 +211,10 @@ impl Words {
             buckets,
             odd,
             min_word_len,
-            keyword_names: keywords.iter().map(|k| Arc::from(k.name.as_str())).collect(),
+            keyword_names: keywords
+                .iter()
+                .map(|k| Arc::from(k.name.as_str()))
+                .collect(),
             longest_keyword,
         }))
     }
@@ -240,7 +259,10 @@ impl Words {
                     continue;
                 }
             }
-            each(WordHit { target, span: span.clone() });
+            each(WordHit {
+                target,
+                span: span.clone(),
+            });
         }
     }
 
@@ -249,7 +271,8 @@ impl Words {
         let Some((ac, ids)) = &self.odd else { return };
         for m in ac.find_overlapping_iter(text) {
             let span = m.start()..m.end();
-            let starts_word = !word_char_at_end(&text[..span.start]) || !word_char_at_start(&text[span.clone()]);
+            let starts_word =
+                !word_char_at_end(&text[..span.start]) || !word_char_at_start(&text[span.clone()]);
             if starts_word && text.is_char_boundary(span.start) && text.is_char_boundary(span.end) {
                 let p = &self.patterns[ids[m.pattern().as_usize()] as usize];
                 self.report(text, span, p, each);
@@ -288,7 +311,11 @@ impl UserRegexes {
         let mut longest = 0;
         for (list, l) in lists.iter().enumerate() {
             for (index, p) in l.patterns.iter().enumerate() {
-                let err = |e: regex::Error| GuardError::Regex { list: l.name.clone(), index, source: Box::new(e) };
+                let err = |e: regex::Error| GuardError::Regex {
+                    list: l.name.clone(),
+                    index,
+                    source: Box::new(e),
+                };
                 let re = Regex::new(p).map_err(err)?;
                 let max = regex_syntax::Parser::new()
                     .parse(p)

@@ -26,7 +26,12 @@ const fn table() -> [u8; 256] {
         if alnum || b == b'_' || b >= 0x80 {
             t[c] |= WORD;
         }
-        if b.is_ascii_digit() || matches!(b, b'@' | b':' | b'+' | b'(' | b'-' | b'A' | b'<' | b'[' | b'#') {
+        if b.is_ascii_digit()
+            || matches!(
+                b,
+                b'@' | b':' | b'+' | b'(' | b'-' | b'A' | b'<' | b'[' | b'#'
+            )
+        {
             t[c] |= TRIGGER;
         }
         if alnum || matches!(b, b'+' | b'/' | b'-' | b'_') {
@@ -96,9 +101,18 @@ mod sse2 {
         let plus = eq(x, b'+');
         // Non-ASCII bytes have their top bit set, which is what movemask reads.
         let word = _mm_or_si128(_mm_or_si128(alnum, under), x);
-        let b64 = _mm_or_si128(_mm_or_si128(alnum, under), _mm_or_si128(_mm_or_si128(dash, plus), eq(x, b'/')));
-        let t1 = _mm_or_si128(_mm_or_si128(digit, eq(x, b'@')), _mm_or_si128(eq(x, b':'), plus));
-        let t2 = _mm_or_si128(_mm_or_si128(eq(x, b'('), dash), _mm_or_si128(eq(x, b'A'), eq(x, b'<')));
+        let b64 = _mm_or_si128(
+            _mm_or_si128(alnum, under),
+            _mm_or_si128(_mm_or_si128(dash, plus), eq(x, b'/')),
+        );
+        let t1 = _mm_or_si128(
+            _mm_or_si128(digit, eq(x, b'@')),
+            _mm_or_si128(eq(x, b':'), plus),
+        );
+        let t2 = _mm_or_si128(
+            _mm_or_si128(eq(x, b'('), dash),
+            _mm_or_si128(eq(x, b'A'), eq(x, b'<')),
+        );
         let t3 = _mm_or_si128(eq(x, b'['), eq(x, b'#'));
         let trig = _mm_or_si128(_mm_or_si128(t1, t2), t3);
         (

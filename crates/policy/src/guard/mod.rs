@@ -80,7 +80,11 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 3] = [SecretKind::ApiKey, SecretKind::AwsAccessKey, SecretKind::PrivateKey];
+    pub const ALL: [SecretKind; 3] = [
+        SecretKind::ApiKey,
+        SecretKind::AwsAccessKey,
+        SecretKind::PrivateKey,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -226,7 +230,9 @@ pub struct Guard {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("max_match_len", &self.max_match_len()).finish_non_exhaustive()
+        f.debug_struct("Guard")
+            .field("max_match_len", &self.max_match_len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -192,7 +192,9 @@ fn ipv4(b: &[u8], t: &Token) -> Option<Range<usize>> {
     }
     let end = t.groups[3].1 as usize;
     // `1.2.3.4-beta`, `1.2.3.4+build`: a version with a suffix.
-    if matches!(b.get(end), Some(b'-' | b'+')) && b.get(end + 1).is_some_and(u8::is_ascii_alphabetic) {
+    if matches!(b.get(end), Some(b'-' | b'+'))
+        && b.get(end + 1).is_some_and(u8::is_ascii_alphabetic)
+    {
         return None;
     }
     if after_version_word(b, t.start) {
@@ -211,27 +213,24 @@ fn after_version_word(b: &[u8], start: usize) -> bool {
         k -= 1;
     }
     let word = &b[k..word_end];
-    ["version", "ver", "v", "release", "build", "firmware", "chrome", "firefox"]
-        .iter()
-        .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
+    [
+        "version", "ver", "v", "release", "build", "firmware", "chrome", "firefox",
+    ]
+    .iter()
+    .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
 }
 
 /// `AAA-GG-SSSS` (or with spaces) outside the ranges the SSA never issues: area 000, 666 and
 /// 900-999, group 00, serial 0000.
 fn ssn(b: &[u8], t: &Token) -> bool {
-    if t.plus || t.paren.is_some() || t.n != 3 || t.len(0) != 3 || t.len(1) != 2 || t.len(2) != 4
-    {
+    if t.plus || t.paren.is_some() || t.n != 3 || t.len(0) != 3 || t.len(1) != 2 || t.len(2) != 4 {
         return false;
     }
     if !matches!(t.seps[1], b'-' | b' ') || t.seps[2] != t.seps[1] {
         return false;
     }
     let area = value(b, t.group(0));
-    area != 0
-        && area != 666
-        && area < 900
-        && value(b, t.group(1)) != 0
-        && value(b, t.group(2)) != 0
+    area != 0 && area != 666 && area < 900 && value(b, t.group(1)) != 0 && value(b, t.group(2)) != 0
 }
 
 /// 13-19 digits, in one block or in groups with one kind of separator, passing the Luhn check
@@ -293,7 +292,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Issuer identification number prefixes of the card networks in use (Visa, Mastercard,
@@ -301,10 +300,14 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
 fn issuer_known(d: &[u8]) -> bool {
     let p = |n: usize| d[..n].iter().fold(0u32, |v, &x| v * 10 + u32::from(x));
     match d[0] {
-        4 => true,                                               // Visa
-        5 => (51..=55).contains(&p(2)) || matches!(p(2), 50 | 56..=58), // Mastercard, Maestro
+        4 => true,                                                           // Visa
+        5 => (51..=55).contains(&p(2)) || matches!(p(2), 50 | 56..=58),      // Mastercard, Maestro
         2 => (2221..=2720).contains(&p(4)) || (2200..=2204).contains(&p(4)), // Mastercard, Mir
-        3 => matches!(p(2), 34 | 37 | 36 | 38 | 39) || (300..=305).contains(&p(3)) || (3528..=3589).contains(&p(4)),
+        3 => {
+            matches!(p(2), 34 | 37 | 36 | 38 | 39)
+                || (300..=305).contains(&p(3))
+                || (3528..=3589).contains(&p(4))
+        }
         6 => matches!(p(2), 60 | 62 | 63 | 64 | 65 | 67 | 68 | 69) || p(4) == 6011 || p(3) == 622,
         _ => false,
     }
@@ -333,7 +336,9 @@ fn phone(b: &[u8], t: &Token) -> bool {
     let first = |k: usize| b[t.groups[k].0 as usize];
     // North American.
     let nanp = |o: usize| {
-        lens[o..] == [3, 3, 4] && (b'2'..=b'9').contains(&first(o)) && (b'2'..=b'9').contains(&first(o + 1))
+        lens[o..] == [3, 3, 4]
+            && (b'2'..=b'9').contains(&first(o))
+            && (b'2'..=b'9').contains(&first(o + 1))
     };
     let nanp_seps_ok = |o: usize| {
         let s1 = t.seps[o + 1];
@@ -349,7 +354,8 @@ fn phone(b: &[u8], t: &Token) -> bool {
     }
     if t.n == 4 && lens[0] == 1 && first(0) == b'1' && nanp(1) && nanp_seps_ok(1) {
         let s0 = t.seps[1];
-        return t.paren == Some(1) && matches!(s0, b' ' | b'-') || (t.paren.is_none() && s0 == t.seps[2]);
+        return t.paren == Some(1) && matches!(s0, b' ' | b'-')
+            || (t.paren.is_none() && s0 == t.seps[2]);
     }
     // European national format.
     if t.paren.is_some() || !(10..=11).contains(&t.digits) {
@@ -377,7 +383,9 @@ mod tests {
 
     fn detect(s: &str) -> Option<(PiiKind, &str)> {
         let b = s.as_bytes();
-        let start = b.iter().position(|&c| c.is_ascii_digit() || c == b'+' || c == b'(')?;
+        let start = b
+            .iter()
+            .position(|&c| c.is_ascii_digit() || c == b'+' || c == b'(')?;
         match read_token(b, start) {
             Read::Token(t) => classify(b, &t, |_| true).map(|(k, r)| (k, &s[r])),
             _ => None,
@@ -395,11 +403,23 @@ mod tests {
     #[test]
     fn cards() {
         use PiiKind::CreditCard as C;
-        assert_eq!(detect("card 4111 1111 1111 1111 ok"), Some((C, "4111 1111 1111 1111")));
-        assert_eq!(detect("4111-1111-1111-1111"), Some((C, "4111-1111-1111-1111")));
+        assert_eq!(
+            detect("card 4111 1111 1111 1111 ok"),
+            Some((C, "4111 1111 1111 1111"))
+        );
+        assert_eq!(
+            detect("4111-1111-1111-1111"),
+            Some((C, "4111-1111-1111-1111"))
+        );
         assert_eq!(detect("4111111111111111"), Some((C, "4111111111111111")));
-        assert_eq!(detect("amex 3782 822463 10005."), Some((C, "3782 822463 10005")));
-        assert_eq!(detect("5555 5555 5555 4444 12/26"), Some((C, "5555 5555 5555 4444")));
+        assert_eq!(
+            detect("amex 3782 822463 10005."),
+            Some((C, "3782 822463 10005"))
+        );
+        assert_eq!(
+            detect("5555 5555 5555 4444 12/26"),
+            Some((C, "5555 5555 5555 4444"))
+        );
         // Invalid Luhn, unknown issuer, mixed separators, glued to letters.
         assert_eq!(detect("4111 1111 1111 1112"), None);
         assert_eq!(detect("1234 5678 9012 3452"), None);
@@ -412,7 +432,14 @@ mod tests {
         use PiiKind::UsSsn as S;
         assert_eq!(detect("SSN 078-05-1120."), Some((S, "078-05-1120")));
         assert_eq!(detect("ssn 219 09 9999"), Some((S, "219 09 9999")));
-        for bad in ["000-12-3456", "666-12-3456", "912-34-5678", "123-00-4567", "123-45-0000", "123-45 6789"] {
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-34-5678",
+            "123-00-4567",
+            "123-45-0000",
+            "123-45 6789",
+        ] {
             assert_eq!(detect(bad), None, "{bad}");
         }
     }
@@ -460,7 +487,15 @@ mod tests {
         assert_eq!(detect("host 192.168.1.20:8080"), Some((I, "192.168.1.20")));
         assert_eq!(detect("net 10.0.0.0/8"), Some((I, "10.0.0.0")));
         assert_eq!(detect("at 8.8.8.8."), Some((I, "8.8.8.8")));
-        for no in ["999.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "version 10.0.0.1", "v 1.2.3.4", "256.1.1.1"] {
+        for no in [
+            "999.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "version 10.0.0.1",
+            "v 1.2.3.4",
+            "256.1.1.1",
+        ] {
             assert_eq!(detect(no).map(|x| x.0), None, "{no}");
         }
     }

@@ -29,7 +29,10 @@ pub(crate) fn push_mask(out: &mut String, d: &Detector) {
 }
 
 /// The spans to mask, sorted and merged, each with the detector naming it.
-pub(crate) fn merged_masks<'f>(text: &str, findings: &'f [Finding]) -> Vec<(Range<usize>, &'f Detector)> {
+pub(crate) fn merged_masks<'f>(
+    text: &str,
+    findings: &'f [Finding],
+) -> Vec<(Range<usize>, &'f Detector)> {
     let mut spans: Vec<(Range<usize>, &Detector)> = findings
         .iter()
         .filter(|f| f.detector != Detector::Injection)
@@ -58,7 +61,11 @@ mod tests {
     use super::*;
 
     fn f(d: Detector, span: Range<usize>) -> Finding {
-        Finding { detector: d, span, via: Via::Plain }
+        Finding {
+            detector: d,
+            span,
+            via: Via::Plain,
+        }
     }
 
     #[test]
@@ -79,7 +86,13 @@ mod tests {
     #[test]
     fn ignores_spans_that_do_not_fit() {
         let text = "héllo";
-        let out = redact(text, &[f(Detector::Keyword("x".into()), 1..2), f(Detector::Keyword("y".into()), 3..99)]);
+        let out = redact(
+            text,
+            &[
+                f(Detector::Keyword("x".into()), 1..2),
+                f(Detector::Keyword("y".into()), 3..99),
+            ],
+        );
         assert_eq!(out, text);
     }
 }

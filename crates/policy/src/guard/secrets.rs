@@ -55,10 +55,15 @@ pub(crate) fn aws_access_key(b: &[u8], a: usize) -> Option<Range<usize>> {
         return None;
     }
     let body = b.get(a + 4..a + 20)?;
-    if !body.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+    if !body
+        .iter()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
         return None;
     }
-    if b.get(a + 20).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+    if b.get(a + 20)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
         return None;
     }
     Some(a..a + 20)
@@ -78,7 +83,9 @@ pub(crate) fn private_key(b: &[u8], dash: usize) -> Option<Range<usize>> {
     let label_len = memmem::find(&b[label_start..limit], b"-----")?;
     let label = &b[label_start..label_start + label_len];
     if memmem::find(label, b"PRIVATE KEY").is_none()
-        || !label.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b' ')
+        || !label
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b' ')
     {
         return None;
     }
@@ -120,7 +127,10 @@ mod tests {
         fn find(s: &str) -> Option<&str> {
             aws_access_key(s.as_bytes(), s.find('A')?).map(|r| &s[r])
         }
-        assert_eq!(find("id AKIAIOSFODNN7EXAMPLE ok"), Some("AKIAIOSFODNN7EXAMPLE"));
+        assert_eq!(
+            find("id AKIAIOSFODNN7EXAMPLE ok"),
+            Some("AKIAIOSFODNN7EXAMPLE")
+        );
         assert_eq!(find("ASIAY34FZKBOKMUTVV7A"), Some("ASIAY34FZKBOKMUTVV7A"));
         assert_eq!(find("AKIAIOSFODNN7EXAMPL"), None);
         assert_eq!(find("AKIAIOSFODNN7EXAMPLEX"), None);
@@ -130,7 +140,8 @@ mod tests {
 
     #[test]
     fn private_keys() {
-        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
+        let pem =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
         let s = format!("key:\n{pem}\nthanks");
         let d = s.find("-----").unwrap();
         assert_eq!(private_key(s.as_bytes(), d).map(|r| &s[r]), Some(pem));

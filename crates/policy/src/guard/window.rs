@@ -42,7 +42,11 @@ pub struct Step<T> {
 
 impl<T> Default for Step<T> {
     fn default() -> Self {
-        Step { release: Vec::new(), findings: Vec::new(), blocked: false }
+        Step {
+            release: Vec::new(),
+            findings: Vec::new(),
+            blocked: false,
+        }
     }
 }
 
@@ -103,7 +107,10 @@ impl<T> Window<T> {
 
     /// The next event and its delta text (which may be empty).
     pub fn push(&mut self, tag: T, text: &str) -> Step<T> {
-        let mut step = Step { blocked: self.blocked, ..Step::default() };
+        let mut step = Step {
+            blocked: self.blocked,
+            ..Step::default()
+        };
         if self.blocked {
             return step;
         }
@@ -121,7 +128,10 @@ impl<T> Window<T> {
 
     /// The end of the stream: settle the rest and release everything that is clean.
     pub fn finish(&mut self) -> Step<T> {
-        let mut step = Step { blocked: self.blocked, ..Step::default() };
+        let mut step = Step {
+            blocked: self.blocked,
+            ..Step::default()
+        };
         if self.blocked {
             return step;
         }
@@ -133,7 +143,11 @@ impl<T> Window<T> {
 
     /// Scan the window and report what it newly holds; move `settled` forward.
     fn settle(&mut self, finishing: bool, step: &mut Step<T>) {
-        let target = if finishing { self.total } else { self.total.saturating_sub(self.hold_back) };
+        let target = if finishing {
+            self.total
+        } else {
+            self.total.saturating_sub(self.hold_back)
+        };
         if target <= self.settled && !finishing {
             return;
         }
@@ -190,7 +204,14 @@ impl<T> Window<T> {
             }
         });
         let at = self.masks.partition_point(|m| m.span.start < span.start);
-        self.masks.insert(at, Mask { span, detector, labelled });
+        self.masks.insert(
+            at,
+            Mask {
+                span,
+                detector,
+                labelled,
+            },
+        );
     }
 
     /// Release the events that may go, in order.
@@ -199,17 +220,27 @@ impl<T> Window<T> {
             WindowAction::Monitor => usize::MAX,
             _ if self.blocked => {
                 // Only what lies wholly before the first match found.
-                let first = step.findings.iter().map(|f| f.span.start).min().unwrap_or(0);
+                let first = step
+                    .findings
+                    .iter()
+                    .map(|f| f.span.start)
+                    .min()
+                    .unwrap_or(0);
                 self.settled.min(first)
             }
             _ => self.settled,
         };
         while let Some((_, r)) = self.pending.front() {
             let empty = r.is_empty();
-            if !(empty || r.end <= limit) || (self.blocked && r.end > limit) {
+            // Text waits for the limit; an empty event only waits behind held text, except
+            // after a block, where nothing past the block point goes.
+            let may_go = r.end <= limit || (empty && !self.blocked);
+            if !may_go {
                 break;
             }
-            let Some((tag, r)) = self.pending.pop_front() else { break };
+            let Some((tag, r)) = self.pending.pop_front() else {
+                break;
+            };
             let text = self.render(r);
             step.release.push((tag, text));
         }

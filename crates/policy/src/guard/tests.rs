@@ -533,3 +533,30 @@ fn private_key_is_held_until_its_end_line() {
     let text = joined(&out);
     assert_eq!(text, "here:\n[REDACTED:PRIVATE_KEY]\ndone");
 }
+
+#[test]
+fn injection_in_a_stream_never_stalls_it() {
+    // A token flood (a whole-window signal) must not hold the stream until it ends.
+    let spec = GuardSpec {
+        injection_threshold: Some(0.2),
+        ..GuardSpec::default()
+    };
+    let mut w = window(WindowAction::Monitor, spec.clone());
+    let mut findings = 0;
+    for i in 0..3000 {
+        let step = w.push(i, "poem ");
+        findings += step.findings.len();
+        assert!(
+            w.buffered() <= 4 * w.hold_back() + 4096,
+            "buffer {}",
+            w.buffered()
+        );
+    }
+    assert!(findings >= 1);
+    let mut w = window(WindowAction::Redact, spec);
+    let mut released = 0;
+    for i in 0..3000 {
+        released += w.push(i, "poem ").release.len();
+    }
+    assert!(released > 2900, "released {released}");
+}

@@ -169,7 +169,8 @@ impl<T> Window<T> {
         let mut definitive = Vec::new();
         for f in scan.findings {
             let span = f.span.start + offset..f.span.end + offset;
-            if !finishing && span.end >= self.total {
+            // Injection findings describe the text rather than mask it: they never hold it.
+            if !finishing && span.end >= self.total && f.detector != Detector::Injection {
                 new_settled = new_settled.min(span.start);
                 continue;
             }

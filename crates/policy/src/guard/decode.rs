@@ -84,7 +84,7 @@ pub(crate) fn classify_run(b: &[u8], s: usize, e: usize, out: &mut Vec<(Range<us
         return;
     }
     let run = &b[s..e];
-    if end == e && len % 2 == 0 && run.iter().all(u8::is_ascii_hexdigit) {
+    if end == e && len.is_multiple_of(2) && run.iter().all(u8::is_ascii_hexdigit) {
         out.push((s..end, Encoding::Hex));
     } else if looks_base64(run) {
         out.push((s..end, Encoding::Base64));

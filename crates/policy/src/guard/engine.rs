@@ -42,8 +42,6 @@ struct Raw {
     hits: Vec<Hit>,
     signals: Vec<SignalHit>,
     segments: Vec<(Range<usize>, Encoding)>,
-    /// A run of repeated words (injection signal).
-    repeated: bool,
 }
 
 /// What the pass carries from one block to the next.
@@ -61,7 +59,8 @@ struct PassState {
     last_key: u32,
     repeat_start: usize,
     repeats: usize,
-    repeated: bool,
+    /// The first flood of repeated words found (normalised text).
+    repeated: Option<Range<usize>>,
 }
 
 impl PassState {
@@ -70,10 +69,11 @@ impl PassState {
     fn repeat(&mut self, key: u32, p: usize, text: &str) {
         if key == self.last_key {
             self.repeats += 1;
-            if self.repeats + 1 >= injection::REPEAT_RUN && !self.repeated {
+            if self.repeats + 1 >= injection::REPEAT_RUN && self.repeated.is_none() {
                 let end = floor_boundary(text, p + 64);
                 let start = floor_boundary(text, self.repeat_start);
-                self.repeated = injection::repeated_run(&text[start..end]).is_some();
+                self.repeated = injection::repeated_run(&text[start..end])
+                    .map(|r| r.start + start..r.end + start);
             }
         } else {
             self.last_key = key;
@@ -215,7 +215,6 @@ impl Engine {
         let mut raw = Raw::default();
         self.detect(&norm.text, &mut raw, self.decode);
 
-        let mut repeated = raw.repeated;
         let mut findings = Vec::with_capacity(raw.hits.len());
         let via_of = |span: &Range<usize>, orig: &Range<usize>| {
             if norm.is_identity() || text.get(orig.clone()) == norm.text.get(span.clone()) {
@@ -266,13 +265,12 @@ impl Engine {
                     });
                 }
                 signals.extend(sub.signals.into_iter().map(|s| (s, span.clone(), via)));
-                repeated |= sub.repeated;
             }
         }
 
         let injection_score = match &self.injection {
             Some((threshold, _)) => {
-                let score = self.injection_score(&norm, &signals, repeated);
+                let score = self.injection_score(&norm, &signals);
                 if score >= *threshold && score > 0.0 {
                     findings.push(injection_finding(&signals, text, &norm));
                 }
@@ -299,20 +297,18 @@ impl Engine {
         &self,
         norm: &Normalised<'_>,
         signals: &[(SignalHit, Range<usize>, Via)],
-        repeated: bool,
     ) -> f32 {
         let mut values: Vec<(usize, f32)> = signals
             .iter()
             .map(|(s, _, _)| (s.signal, s.value))
             .collect();
         let hidden = signals.iter().any(|(s, _, via)| {
-            *via != Via::Plain && SIGNALS[s.signal].weight >= 0.4 && s.value >= 0.4
+            *via != Via::Plain
+                && SIGNALS.get(s.signal).is_some_and(|d| d.weight >= 0.4)
+                && s.value >= 0.4
         });
         if hidden {
             values.push((injection::OBFUSCATED_ID, injection::OBFUSCATED.1));
-        }
-        if repeated {
-            values.push((injection::REPEATED_ID, injection::REPEATED_TOKENS.1));
         }
         if norm.tag_chars >= injection::INVISIBLE_TAGS.2 {
             values.push((injection::TAGS_ID, injection::INVISIBLE_TAGS.1));
@@ -429,7 +425,13 @@ impl Engine {
                 push_segment(b, s, b.len(), &mut raw.segments);
             }
         }
-        raw.repeated = state.repeated;
+        if let Some(span) = state.repeated {
+            raw.signals.push(SignalHit {
+                signal: injection::REPEATED_ID,
+                span,
+                value: injection::REPEATED_TOKENS.1,
+            });
+        }
     }
 
     /// A trigger byte at `p`. Returns where the pass goes on (past what was consumed).

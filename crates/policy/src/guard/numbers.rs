@@ -292,7 +292,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Issuer identification number prefixes of the card networks in use (Visa, Mastercard,
@@ -332,7 +332,11 @@ fn phone(b: &[u8], t: &Token) -> bool {
     if t.n < 2 {
         return false;
     }
-    let lens: Vec<usize> = (0..t.n).map(|k| t.len(k)).collect();
+    let mut all_lens = [0usize; MAX_GROUPS];
+    for (k, l) in all_lens.iter_mut().enumerate().take(t.n) {
+        *l = t.len(k);
+    }
+    let lens = &all_lens[..t.n];
     let first = |k: usize| b[t.groups[k].0 as usize];
     // North American.
     let nanp = |o: usize| {

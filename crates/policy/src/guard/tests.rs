@@ -444,10 +444,17 @@ fn holds_back_until_enough_text_follows() {
         step.release.is_empty(),
         "nothing follows the first event yet"
     );
-    let step = w.push(1, &"y".repeat(hold));
+    // Exactly `hold` bytes after it: held text could still hide a match, but a scan waits for
+    // 32 bytes of progress, so it is released with the next push.
+    let step = w.push(1, &"y".repeat(hold - 10));
+    assert!(
+        step.release.is_empty(),
+        "not yet hold_back bytes after event 0"
+    );
+    let step = w.push(2, &"z".repeat(42));
     assert_eq!(step.release, vec![(0, first)]);
     let step = w.finish();
-    assert_eq!(step.release.len(), 1);
+    assert_eq!(step.release.len(), 2);
 }
 
 #[test]
@@ -525,4 +532,31 @@ fn private_key_is_held_until_its_end_line() {
     assert_eq!(findings.len(), 1);
     let text = joined(&out);
     assert_eq!(text, "here:\n[REDACTED:PRIVATE_KEY]\ndone");
+}
+
+#[test]
+fn injection_in_a_stream_never_stalls_it() {
+    // A token flood (a whole-window signal) must not hold the stream until it ends.
+    let spec = GuardSpec {
+        injection_threshold: Some(0.2),
+        ..GuardSpec::default()
+    };
+    let mut w = window(WindowAction::Monitor, spec.clone());
+    let mut findings = 0;
+    for i in 0..3000 {
+        let step = w.push(i, "poem ");
+        findings += step.findings.len();
+        assert!(
+            w.buffered() <= 4 * w.hold_back() + 4096,
+            "buffer {}",
+            w.buffered()
+        );
+    }
+    assert!(findings >= 1);
+    let mut w = window(WindowAction::Redact, spec);
+    let mut released = 0;
+    for i in 0..3000 {
+        released += w.push(i, "poem ").release.len();
+    }
+    assert!(released > 2900, "released {released}");
 }

@@ -18,6 +18,9 @@ use super::injection::floor_boundary;
 use super::redact::push_mask;
 use super::{Detector, Finding, Guard};
 
+/// Least progress (bytes) that triggers a scan; release waits at most this much longer.
+const SCAN_STEP: usize = 32;
+
 /// What a finding does to the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowAction {
@@ -148,15 +151,26 @@ impl<T> Window<T> {
         } else {
             self.total.saturating_sub(self.hold_back)
         };
-        if target <= self.settled && !finishing {
+        // Scan once at least SCAN_STEP bytes can settle: tiny deltas (a token is ~4 bytes)
+        // would otherwise rescan the same window on every push.
+        if !finishing && target < self.settled + SCAN_STEP.min(self.hold_back) {
             return;
         }
-        let scan = self.guard.scan(&self.buf);
+        // The window: `hold_back` bytes of settled context, then everything after it.
+        let from = floor_boundary(
+            &self.buf,
+            self.settled
+                .saturating_sub(self.hold_back)
+                .saturating_sub(self.buf_start),
+        );
+        let offset = self.buf_start + from;
+        let scan = self.guard.scan(&self.buf[from..]);
         let mut new_settled = target;
         let mut definitive = Vec::new();
         for f in scan.findings {
-            let span = f.span.start + self.buf_start..f.span.end + self.buf_start;
-            if !finishing && span.end >= self.total {
+            let span = f.span.start + offset..f.span.end + offset;
+            // Injection findings describe the text rather than mask it: they never hold it.
+            if !finishing && span.end >= self.total && f.detector != Detector::Injection {
                 new_settled = new_settled.min(span.start);
                 continue;
             }
@@ -232,7 +246,10 @@ impl<T> Window<T> {
         };
         while let Some((_, r)) = self.pending.front() {
             let empty = r.is_empty();
-            if !(empty || r.end <= limit) || (self.blocked && r.end > limit) {
+            // Text waits for the limit; an empty event only waits behind held text, except
+            // after a block, where nothing past the block point goes.
+            let may_go = r.end <= limit || (empty && !self.blocked);
+            if !may_go {
                 break;
             }
             let Some((tag, r)) = self.pending.pop_front() else {

@@ -3,6 +3,7 @@
 //! segments; findings mapped back to the original text.
 
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use super::addresses::{self, EMAIL_MAX, IBAN_MAX, IPV6_MAX};
 use super::decode::{self, Encoding};
@@ -24,12 +25,15 @@ pub(crate) struct Engine {
     aws: bool,
     pem: bool,
     /// The threshold and the signal checks, when injection scoring is on.
-    injection: Option<(f32, Signals)>,
+    injection: Option<(f32, &'static Signals)>,
     words: Option<Words>,
     regexes: Option<UserRegexes>,
     decode: bool,
     max_len: usize,
 }
+
+/// The signal regexes are constants: compiled once per process, shared by every guard.
+static SIGNAL_CHECKS: LazyLock<Signals> = LazyLock::new(Signals::compile);
 
 /// A detection in normalised-text coordinates.
 struct Hit {
@@ -151,7 +155,7 @@ impl Engine {
             Some(t) if !(0.0..=1.0).contains(&t) || t.is_nan() => {
                 return Err(GuardError::Threshold(t))
             }
-            Some(t) => Some((t, Signals::compile())),
+            Some(t) => Some((t, &*SIGNAL_CHECKS)),
             None => None,
         };
         let words = Words::compile(injection.is_some(), &spec.keywords)?;

@@ -55,6 +55,8 @@ struct PassState {
     skip_until: usize,
     /// The IPv6 reader has looked at everything before this.
     ipv6_done: usize,
+    /// Number tokens are read into this one.
+    token: numbers::Token,
     /// Bit 63 of the previous block's word mask (a word running into this block).
     word_carry: u64,
     /// The base64 run continuing into this block started here.
@@ -387,7 +389,8 @@ impl Engine {
                     }
                     continue;
                 }
-                state.skip_until = self.trigger(b, p, &mut state.ipv6_done, &mut raw.hits);
+                state.skip_until =
+                    self.trigger(b, p, &mut state.ipv6_done, &mut state.token, &mut raw.hits);
             }
 
             // Word starts: a word byte after a non-word byte.
@@ -439,7 +442,14 @@ impl Engine {
     }
 
     /// A trigger byte at `p`. Returns where the pass goes on (past what was consumed).
-    fn trigger(&self, b: &[u8], p: usize, ipv6_done: &mut usize, hits: &mut Vec<Hit>) -> usize {
+    fn trigger(
+        &self,
+        b: &[u8],
+        p: usize,
+        ipv6_done: &mut usize,
+        tok: &mut numbers::Token,
+        hits: &mut Vec<Hit>,
+    ) -> usize {
         let numbers_on = self.wants(PiiKind::Phone)
             || self.wants(PiiKind::CreditCard)
             || self.wants(PiiKind::UsSsn)
@@ -450,7 +460,7 @@ impl Engine {
             end
         };
         match b[p] {
-            b'0'..=b'9' => self.at_digit(b, p, numbers_on, &mut |d, r| {
+            b'0'..=b'9' => self.at_digit(b, p, numbers_on, tok, &mut |d, r| {
                 push(d, r);
             }),
             b'@' if self.wants(PiiKind::Email) => match addresses::email(b, p) {
@@ -468,8 +478,8 @@ impl Engine {
             b'+' | b'(' if numbers_on => {
                 let starts =
                     b.get(p + 1).is_some_and(u8::is_ascii_digit) && (p == 0 || !is_word(b[p - 1]));
-                match starts.then(|| numbers::read_token(b, p)) {
-                    Some(Read::Token(tok)) => match numbers::classify(b, &tok, |k| self.wants(k)) {
+                match starts.then(|| numbers::read_token(b, p, tok)) {
+                    Some(Read::Token) => match numbers::classify(b, tok, |k| self.wants(k)) {
                         Some((k, r)) => push(Detector::Pii(k), r),
                         None => p + 1,
                     },
@@ -505,6 +515,7 @@ impl Engine {
         b: &[u8],
         i: usize,
         numbers_on: bool,
+        tok: &mut numbers::Token,
         push: &mut impl FnMut(Detector, Range<usize>),
     ) -> usize {
         let skip_word = |mut k: usize| {
@@ -558,8 +569,8 @@ impl Engine {
                 return e;
             }
         }
-        match numbers::read_token(b, i) {
-            Read::Token(tok) => match numbers::classify(b, &tok, |k| self.wants(k)) {
+        match numbers::read_token(b, i, tok) {
+            Read::Token => match numbers::classify(b, tok, |k| self.wants(k)) {
                 Some((k, r)) => {
                     let end = r.end;
                     push(Detector::Pii(k), r);

@@ -16,8 +16,14 @@ static GUARD: LazyLock<Arc<Guard>> = LazyLock::new(|| {
         pii: PiiKind::ALL.to_vec(),
         secrets: SecretKind::ALL.to_vec(),
         injection_threshold: Some(0.5),
-        regex: vec![NamedPatterns { name: "ticket".into(), patterns: vec![r"TICKET-\d{4,8}".into()] }],
-        keywords: vec![NamedPatterns { name: "codename".into(), patterns: vec!["bluebird".into(), "пароль".into()] }],
+        regex: vec![NamedPatterns {
+            name: "ticket".into(),
+            patterns: vec![r"TICKET-\d{4,8}".into()],
+        }],
+        keywords: vec![NamedPatterns {
+            name: "codename".into(),
+            patterns: vec!["bluebird".into(), "пароль".into()],
+        }],
         decode: true,
     };
     Arc::new(Guard::compile(&spec).expect("the fuzz spec compiles"))
@@ -37,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
     for f in &scan.findings {
         assert!(f.span.start < f.span.end, "empty span {f:?}");
         assert!(f.span.end <= text.len(), "span past the end {f:?}");
-        assert!(text.is_char_boundary(f.span.start) && text.is_char_boundary(f.span.end), "{f:?}");
+        assert!(
+            text.is_char_boundary(f.span.start) && text.is_char_boundary(f.span.end),
+            "{f:?}"
+        );
     }
     let _ = redact(text, &scan.findings);
 
@@ -60,5 +69,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let step = w.finish();
     released += step.release.len();
-    assert_eq!(released, pushed, "every event is released once in Redact mode");
+    assert_eq!(
+        released, pushed,
+        "every event is released once in Redact mode"
+    );
 });

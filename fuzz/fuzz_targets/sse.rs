@@ -12,7 +12,10 @@ fn parse(bytes: &[u8], cuts: &[usize]) -> (Vec<Event>, Option<SseError>, bool) {
     let mut at = 0;
     let mut pieces = cuts.iter().copied().chain(std::iter::once(bytes.len()));
     while at < bytes.len() {
-        let end = pieces.next().unwrap_or(bytes.len()).clamp(at + 1, bytes.len());
+        let end = pieces
+            .next()
+            .unwrap_or(bytes.len())
+            .clamp(at + 1, bytes.len());
         p.push(&bytes[at..end]);
         loop {
             match p.next_event() {
@@ -45,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
     let bytewise: Vec<usize> = (1..bytes.len()).collect();
     let single = parse(bytes, &bytewise);
     assert_eq!(whole.0, cut.0, "events depend on the chunking");
-    assert_eq!(whole.0, single.0, "events depend on the chunking (byte by byte)");
+    assert_eq!(
+        whole.0, single.0,
+        "events depend on the chunking (byte by byte)"
+    );
     assert_eq!(whole.1, cut.1);
     assert_eq!(whole.2, single.2, "partial state depends on the chunking");
 });

@@ -3,6 +3,7 @@
 //! segments; findings mapped back to the original text.
 
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use super::addresses::{self, EMAIL_MAX, IBAN_MAX, IPV6_MAX};
 use super::decode::{self, Encoding};
@@ -24,12 +25,15 @@ pub(crate) struct Engine {
     aws: bool,
     pem: bool,
     /// The threshold and the signal checks, when injection scoring is on.
-    injection: Option<(f32, Signals)>,
+    injection: Option<(f32, &'static Signals)>,
     words: Option<Words>,
     regexes: Option<UserRegexes>,
     decode: bool,
     max_len: usize,
 }
+
+/// The signal regexes are constants: compiled once per process, shared by every guard.
+static SIGNAL_CHECKS: LazyLock<Signals> = LazyLock::new(Signals::compile);
 
 /// A detection in normalised-text coordinates.
 struct Hit {
@@ -51,6 +55,8 @@ struct PassState {
     skip_until: usize,
     /// The IPv6 reader has looked at everything before this.
     ipv6_done: usize,
+    /// Number tokens are read into this one.
+    token: numbers::Token,
     /// Bit 63 of the previous block's word mask (a word running into this block).
     word_carry: u64,
     /// The base64 run continuing into this block started here.
@@ -151,7 +157,7 @@ impl Engine {
             Some(t) if !(0.0..=1.0).contains(&t) || t.is_nan() => {
                 return Err(GuardError::Threshold(t))
             }
-            Some(t) => Some((t, Signals::compile())),
+            Some(t) => Some((t, &*SIGNAL_CHECKS)),
             None => None,
         };
         let words = Words::compile(injection.is_some(), &spec.keywords)?;
@@ -383,7 +389,8 @@ impl Engine {
                     }
                     continue;
                 }
-                state.skip_until = self.trigger(b, p, &mut state.ipv6_done, &mut raw.hits);
+                state.skip_until =
+                    self.trigger(b, p, &mut state.ipv6_done, &mut state.token, &mut raw.hits);
             }
 
             // Word starts: a word byte after a non-word byte.
@@ -435,7 +442,14 @@ impl Engine {
     }
 
     /// A trigger byte at `p`. Returns where the pass goes on (past what was consumed).
-    fn trigger(&self, b: &[u8], p: usize, ipv6_done: &mut usize, hits: &mut Vec<Hit>) -> usize {
+    fn trigger(
+        &self,
+        b: &[u8],
+        p: usize,
+        ipv6_done: &mut usize,
+        tok: &mut numbers::Token,
+        hits: &mut Vec<Hit>,
+    ) -> usize {
         let numbers_on = self.wants(PiiKind::Phone)
             || self.wants(PiiKind::CreditCard)
             || self.wants(PiiKind::UsSsn)
@@ -446,7 +460,7 @@ impl Engine {
             end
         };
         match b[p] {
-            b'0'..=b'9' => self.at_digit(b, p, numbers_on, &mut |d, r| {
+            b'0'..=b'9' => self.at_digit(b, p, numbers_on, tok, &mut |d, r| {
                 push(d, r);
             }),
             b'@' if self.wants(PiiKind::Email) => match addresses::email(b, p) {
@@ -464,8 +478,8 @@ impl Engine {
             b'+' | b'(' if numbers_on => {
                 let starts =
                     b.get(p + 1).is_some_and(u8::is_ascii_digit) && (p == 0 || !is_word(b[p - 1]));
-                match starts.then(|| numbers::read_token(b, p)) {
-                    Some(Read::Token(tok)) => match numbers::classify(b, &tok, |k| self.wants(k)) {
+                match starts.then(|| numbers::read_token(b, p, tok)) {
+                    Some(Read::Token) => match numbers::classify(b, tok, |k| self.wants(k)) {
                         Some((k, r)) => push(Detector::Pii(k), r),
                         None => p + 1,
                     },
@@ -501,6 +515,7 @@ impl Engine {
         b: &[u8],
         i: usize,
         numbers_on: bool,
+        tok: &mut numbers::Token,
         push: &mut impl FnMut(Detector, Range<usize>),
     ) -> usize {
         let skip_word = |mut k: usize| {
@@ -554,8 +569,8 @@ impl Engine {
                 return e;
             }
         }
-        match numbers::read_token(b, i) {
-            Read::Token(tok) => match numbers::classify(b, &tok, |k| self.wants(k)) {
+        match numbers::read_token(b, i, tok) {
+            Read::Token => match numbers::classify(b, tok, |k| self.wants(k)) {
                 Some((k, r)) => {
                     let end = r.end;
                     push(Detector::Pii(k), r);
@@ -614,58 +629,5 @@ fn bits_from(from: usize, base: usize) -> u64 {
         0 => !0,
         k if k >= 64 => 0,
         k => !0u64 << k,
-    }
-}
-
-#[cfg(test)]
-mod phase_timing {
-    use super::*;
-    use std::time::Instant;
-
-    #[test]
-    #[ignore]
-    fn phases() {
-        let unit = "The quarterly report shows revenue grew by 12.5% compared to 2023, mostly from the new subscription tier. Could you show me how to parse a JSON document in Rust using serde and handle errors properly? The model should ignore whitespace differences when comparing the two outputs. Our meeting is at 10:30 on Tuesday; please bring the slides. ";
-        let text = unit.repeat(2 * 1024 * 1024 / unit.len());
-        let spec = GuardSpec {
-            pii: PiiKind::ALL.to_vec(),
-            secrets: SecretKind::ALL.to_vec(),
-            injection_threshold: Some(0.5),
-            decode: true,
-            ..Default::default()
-        };
-        let e = Engine::compile(&spec).unwrap();
-        let spec2 = GuardSpec {
-            pii: PiiKind::ALL.to_vec(),
-            secrets: SecretKind::ALL.to_vec(),
-            ..Default::default()
-        };
-        let e2 = Engine::compile(&spec2).unwrap();
-        let mb = text.len() as f64 / 1e6;
-        let time = |name: &str, f: &dyn Fn()| {
-            f();
-            let t = Instant::now();
-            for _ in 0..10 {
-                f();
-            }
-            let s = t.elapsed().as_secs_f64() / 10.0;
-            println!("{name:>14}: {:8.2} ms  {:8.1} MB/s", s * 1e3, mb / s);
-        };
-        time("is_plain", &|| {
-            std::hint::black_box(super::super::normalize::is_plain(&text));
-        });
-        time("pass-pii", &|| {
-            let mut r = Raw::default();
-            e2.pass(&text, &mut r, false);
-            std::hint::black_box(r.hits.len());
-        });
-        time("pass-all", &|| {
-            let mut r = Raw::default();
-            e.pass(&text, &mut r, true);
-            std::hint::black_box(r.hits.len());
-        });
-        time("scan", &|| {
-            std::hint::black_box(e.scan(&text));
-        });
     }
 }

@@ -60,6 +60,22 @@ pub(crate) fn masks(bytes: &[u8]) -> Masks {
     scalar(bytes)
 }
 
+/// Whether 64 bytes are all printable ASCII, tab, LF or CR (`None` off x86_64: the caller
+/// uses its portable check).
+#[inline]
+pub(crate) fn plain64(bytes: &[u8; 64]) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86_64 baseline; the array is 64 readable bytes.
+        Some(unsafe { sse2::plain64(bytes.as_ptr()) })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = bytes;
+        None
+    }
+}
+
 fn scalar(bytes: &[u8]) -> Masks {
     let mut m = Masks::default();
     for (k, &b) in bytes.iter().enumerate().take(64) {
@@ -125,6 +141,24 @@ mod sse2 {
     /// # Safety
     /// `p` must point to 64 readable bytes.
     #[inline]
+    pub(super) unsafe fn plain64(p: *const u8) -> bool {
+        let mut bad = _mm_setzero_si128();
+        for k in 0..4 {
+            let x = _mm_loadu_si128(p.add(16 * k) as *const __m128i);
+            // Signed: bytes >= 0x80 are negative, so non-ASCII counts as "below space" too.
+            let low = _mm_cmplt_epi8(x, _mm_set1_epi8(0x20));
+            let allowed = _mm_or_si128(_mm_or_si128(eq(x, b'\t'), eq(x, b'\n')), eq(x, b'\r'));
+            bad = _mm_or_si128(
+                bad,
+                _mm_or_si128(_mm_andnot_si128(allowed, low), eq(x, 0x7f)),
+            );
+        }
+        _mm_movemask_epi8(bad) == 0
+    }
+
+    /// # Safety
+    /// `p` must point to 64 readable bytes.
+    #[inline]
     pub(super) unsafe fn masks64(p: *const u8) -> Masks {
         let mut m = Masks::default();
         for k in 0..4 {
@@ -151,6 +185,20 @@ mod tests {
         shuffled.rotate_left(7);
         for block in shuffled.chunks(64) {
             assert_eq!(masks(block), scalar(block));
+        }
+    }
+
+    #[test]
+    fn plain_blocks() {
+        let mut block = [b'a'; 64];
+        assert_ne!(plain64(&block), Some(false));
+        for bad in [0u8, 0x07, 0x1f, 0x7f, 0x80, 0xc3, 0xff] {
+            block[37] = bad;
+            assert_ne!(plain64(&block), Some(true), "{bad:#x}");
+        }
+        for ok in [b'\t', b'\n', b'\r', b' ', b'~'] {
+            block[37] = ok;
+            assert_ne!(plain64(&block), Some(false), "{ok:#x}");
         }
     }
 

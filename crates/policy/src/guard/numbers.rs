@@ -14,8 +14,9 @@ use super::PiiKind;
 const MAX_TOKEN_DIGITS: usize = 20;
 const MAX_GROUPS: usize = 12;
 
-/// Digit groups as read from the text.
-#[derive(Debug)]
+/// Digit groups as read from the text. One is reused for every token of a pass (it is filled
+/// in place: returning it by value cost a copy per number).
+#[derive(Debug, Default)]
 pub(crate) struct Token {
     /// Byte range of each group's digits.
     groups: [(u32, u32); MAX_GROUPS],
@@ -49,7 +50,8 @@ impl Token {
 
 /// What reading a token at a position gave.
 pub(crate) enum Read {
-    Token(Token),
+    /// The token was read into the caller's [`Token`].
+    Token,
     /// Not a token start (e.g. a lone `+` or `(`): move on one byte.
     Nothing,
     /// A run of more digits than any detected number has: skip to this offset.
@@ -57,18 +59,15 @@ pub(crate) enum Read {
 }
 
 /// Read digit groups starting at `start`, which holds a digit, `+` or `(`.
-pub(crate) fn read_token(b: &[u8], start: usize) -> Read {
-    let mut t = Token {
-        groups: [(0, 0); MAX_GROUPS],
-        seps: [0; MAX_GROUPS],
-        n: 0,
-        digits: 0,
-        plus: false,
-        paren: None,
-        start,
-        end: start,
-        glued: false,
-    };
+pub(crate) fn read_token(b: &[u8], start: usize, t: &mut Token) -> Read {
+    // Groups and separators are written before they are read; the rest is reset.
+    t.n = 0;
+    t.digits = 0;
+    t.plus = false;
+    t.paren = None;
+    t.start = start;
+    t.end = start;
+    t.glued = false;
     let mut j = start;
     if b[j] == b'+' {
         t.plus = true;
@@ -118,7 +117,7 @@ pub(crate) fn read_token(b: &[u8], start: usize) -> Read {
     t.glued = b
         .get(t.end)
         .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'@');
-    Read::Token(t)
+    Read::Token
 }
 
 fn is_sep(c: u8) -> bool {
@@ -390,8 +389,9 @@ mod tests {
         let start = b
             .iter()
             .position(|&c| c.is_ascii_digit() || c == b'+' || c == b'(')?;
-        match read_token(b, start) {
-            Read::Token(t) => classify(b, &t, |_| true).map(|(k, r)| (k, &s[r])),
+        let mut t = Token::default();
+        match read_token(b, start, &mut t) {
+            Read::Token => classify(b, &t, |_| true).map(|(k, r)| (k, &s[r])),
             _ => None,
         }
     }

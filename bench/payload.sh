@@ -148,7 +148,7 @@ import json
 turns = [
     {"role": "system", "content": "You are a careful assistant for a logistics company. Answer briefly, cite the policy section you rely on, and ask a clarifying question when the request is ambiguous. Never invent shipment data; say what you would need to look it up."},
     {"role": "user", "content": "We have a pallet that left the Rotterdam depot on Tuesday and the carrier says it is delayed at the border. What are our options for rerouting it, and who needs to approve the extra cost?"},
-    {"role": "assistant", "content": "Rerouting after departure needs the carrier's consent and a change order. Under section 4.2 of the transport policy, changes that add more than ten percent to the freight cost need approval from the regional operations lead. Do you know the current estimated delay?"},
+    {"role": "assistant", "content": "Rerouting after departure needs the consent of the carrier and a change order. Under section 4.2 of the transport policy, changes that add more than ten percent to the freight cost need approval from the regional operations lead. Do you know the current estimated delay?"},
     {"role": "user", "content": "The carrier estimates two days. The customer is waiting for the goods for a product launch, so the delay matters. Can you draft a short message to the operations lead that explains the situation, the options you mentioned, and asks for a decision by the end of the day?"},
 ]
 body = {"model": "gpt-4o-mini", "messages": turns, "max_tokens": 256, "temperature": 0.2}
@@ -181,7 +181,9 @@ wrk.body = '${!body_var}'
 LUA
 done
 run() { # name script port connections
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$4" -d"$DURATION" --latency -s "$work/$2.lua" "http://127.0.0.1:$3/v1/chat/completions" > "$work/$1.txt"
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$4" -d"$DURATION" --latency -s "$work/$2.lua" "http://127.0.0.1:$3/v1/chat/completions" > "$work/$1.txt" 2>&1
+  grep -q 'Requests/sec' "$work/$1.txt" || { echo "wrk failed: $(cat "$work/$1.txt")" >&2; exit 1; }
+  ! grep -q 'Non-2xx' "$work/$1.txt" || { echo "non-2xx answers in run $1: $(cat "$work/$1.txt")" >&2; exit 1; }
 }
 run warm json "$PIPELINE_PORT" 8
 declare -a AJ AS RT

@@ -27,7 +27,7 @@ const SERVER_TOOL_TOKENS: u64 = 1_300;
 /// A tool call (`tool_use`): its name and input plus framing (not published, so generous).
 const TOKENS_PER_TOOL_USE: u64 = 8;
 
-pub(super) fn messages(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeError> {
+pub(super) fn messages(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let messages = match body.get("messages") {
         None => return Err(ShapeError::Missing("messages")),
         Some(Json::Array(m)) => m,
@@ -53,7 +53,7 @@ pub(super) fn messages(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeError
     Ok(n)
 }
 
-fn tools(c: &Counter, tools: Option<&Json<'_>>) -> u64 {
+fn tools(c: &Counter<'_>, tools: Option<&Json<'_>>) -> u64 {
     let Some(tools) = tools.and_then(Json::as_array).filter(|t| !t.is_empty()) else {
         return 0;
     };
@@ -69,20 +69,20 @@ fn tools(c: &Counter, tools: Option<&Json<'_>>) -> u64 {
 }
 
 /// `content` (or `system`, or a tool result's content): a string or an array of blocks.
-fn content(c: &Counter, v: &Json<'_>) -> u64 {
+fn content(c: &Counter<'_>, v: &Json<'_>) -> u64 {
     match v {
         Json::Array(blocks) => blocks.iter().map(|b| block(c, b)).sum(),
         other => c.value(other),
     }
 }
 
-fn block(c: &Counter, b: &Json<'_>) -> u64 {
+fn block(c: &Counter<'_>, b: &Json<'_>) -> u64 {
     let Some(obj) = b.as_object() else {
         return c.value(b);
     };
     match obj.get("type").and_then(Json::as_str).unwrap_or("") {
         "text" => c.field(obj, "text"),
-        "image" => c.image.high,
+        "image" => c.image().high,
         "document" => document(c, obj),
         "tool_use" | "server_tool_use" => {
             TOKENS_PER_TOOL_USE + c.field(obj, "name") + obj.get("input").map_or(0, |i| c.value(i))
@@ -100,7 +100,7 @@ fn block(c: &Counter, b: &Json<'_>) -> u64 {
 }
 
 /// `{type: document, source: {type: base64 | text | content | url | file, …}, title, context}`.
-fn document(c: &Counter, obj: &Object<'_>) -> u64 {
+fn document(c: &Counter<'_>, obj: &Object<'_>) -> u64 {
     let labels = c.field(obj, "title") + c.field(obj, "context");
     let Some(source) = obj.get("source").and_then(Json::as_object) else {
         return labels + media::REFERENCED_DOCUMENT_TOKENS;

@@ -143,17 +143,22 @@ impl std::io::Write for ByteCounter {
 }
 
 /// Counting helpers shared by the request shapes: one model's encoding and image pricing.
-pub(super) struct Counter {
+pub(super) struct Counter<'m> {
     pub encoding: Encoding,
-    pub image: ImageCost,
+    model: &'m str,
 }
 
-impl Counter {
-    pub fn new(model: &str) -> Counter {
+impl<'m> Counter<'m> {
+    pub fn new(model: &'m str) -> Counter<'m> {
         Counter {
             encoding: encoding_for_model(model),
-            image: image_cost(model),
+            model,
         }
+    }
+
+    /// What an image costs with this model (looked up when a request has one: most have none).
+    pub fn image(&self) -> ImageCost {
+        image_cost(self.model)
     }
 
     pub fn text(&self, text: &str) -> u64 {

@@ -317,7 +317,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<'de>, A::Error> {
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(self.keys.len());
         while let Some(key) = map.next_key::<Key<'de>>()? {
             if self.keys.contains(&&*key.0) {
                 entries.push((key.0, map.next_value()?));

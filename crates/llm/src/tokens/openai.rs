@@ -38,7 +38,7 @@ fn array<'a, 'j>(body: &'a Object<'j>, key: &'static str) -> Result<&'a [Json<'j
 }
 
 /// `POST /chat/completions`.
-pub(super) fn chat(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeError> {
+pub(super) fn chat(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let messages = array(body, "messages")?;
     let mut n = REPLY_PRIMING;
     n += messages.iter().map(|m| message(c, m)).sum::<u64>();
@@ -53,7 +53,7 @@ pub(super) fn chat(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeError> {
 
 /// One chat message: framing plus every field's text, as the cookbook counts it (fields it does
 /// not know, such as `tool_call_id`, are counted as text too, which can only err upwards).
-fn message(c: &Counter, m: &Json<'_>) -> u64 {
+fn message(c: &Counter<'_>, m: &Json<'_>) -> u64 {
     let Some(m) = m.as_object() else {
         return TOKENS_PER_MESSAGE + c.value(m);
     };
@@ -77,7 +77,7 @@ fn message(c: &Counter, m: &Json<'_>) -> u64 {
 
 /// `{id, type: function, function: {name, arguments}}` (or the legacy `function_call`
 /// `{name, arguments}`).
-fn tool_call(c: &Counter, call: &Json<'_>) -> u64 {
+fn tool_call(c: &Counter<'_>, call: &Json<'_>) -> u64 {
     let f = call.get("function").unwrap_or(call);
     match f.as_object() {
         Some(f) if f.contains_key("name") => {
@@ -89,7 +89,7 @@ fn tool_call(c: &Counter, call: &Json<'_>) -> u64 {
 
 /// Tool definitions: chat's `{type: function, function: {...}}`, the Responses API's flat
 /// `{type: function, name, ...}`, and built-in tools (`{type: web_search}`), all by their JSON.
-fn tools(c: &Counter, tools: Option<&Json<'_>>) -> u64 {
+fn tools(c: &Counter<'_>, tools: Option<&Json<'_>>) -> u64 {
     let Some(tools) = tools.and_then(Json::as_array).filter(|t| !t.is_empty()) else {
         return 0;
     };
@@ -101,7 +101,7 @@ fn tools(c: &Counter, tools: Option<&Json<'_>>) -> u64 {
 }
 
 /// Message content: a string, or an array of parts.
-fn content(c: &Counter, v: &Json<'_>) -> u64 {
+fn content(c: &Counter<'_>, v: &Json<'_>) -> u64 {
     match v {
         Json::Array(parts) => parts.iter().map(|p| part(c, p)).sum(),
         other => c.value(other),
@@ -109,7 +109,7 @@ fn content(c: &Counter, v: &Json<'_>) -> u64 {
 }
 
 /// One content part, in either API's naming.
-fn part(c: &Counter, p: &Json<'_>) -> u64 {
+fn part(c: &Counter<'_>, p: &Json<'_>) -> u64 {
     let Some(obj) = p.as_object() else {
         return c.value(p);
     };
@@ -136,14 +136,14 @@ fn part(c: &Counter, p: &Json<'_>) -> u64 {
     }
 }
 
-fn image(c: &Counter, detail: Option<&Json<'_>>) -> u64 {
+fn image(c: &Counter<'_>, detail: Option<&Json<'_>>) -> u64 {
     match detail.and_then(Json::as_str) {
-        Some("low") => c.image.low,
-        _ => c.image.high,
+        Some("low") => c.image().low,
+        _ => c.image().high,
     }
 }
 
-fn file(c: &Counter, f: &Object<'_>) -> u64 {
+fn file(c: &Counter<'_>, f: &Object<'_>) -> u64 {
     let name = c.field(f, "filename");
     match f.get("file_data").and_then(Json::as_str) {
         Some(data) => name + media::document_tokens(data, |t| c.text(t)),
@@ -154,7 +154,7 @@ fn file(c: &Counter, f: &Object<'_>) -> u64 {
 /// `POST /completions`: the prompt exactly as tokenised, with no framing. The prompt may be a
 /// string, an array of strings (a batch), an array of token ids, or an array of such arrays;
 /// when absent OpenAI uses `<|endoftext|>`, one token.
-pub(super) fn completions(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeError> {
+pub(super) fn completions(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let prompt = match body.get("prompt") {
         None | Some(Json::Null) => 1,
         Some(p) => text_or_tokens(c, p),
@@ -163,7 +163,7 @@ pub(super) fn completions(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeEr
 }
 
 /// `POST /embeddings`: the input exactly as tokenised (same forms as a completions prompt).
-pub(super) fn embeddings(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeError> {
+pub(super) fn embeddings(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     match body.get("input") {
         None | Some(Json::Null) => Err(ShapeError::Missing("input")),
         Some(input) => Ok(text_or_tokens(c, input)),
@@ -171,7 +171,7 @@ pub(super) fn embeddings(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeErr
 }
 
 /// A string, a token id, or an array of either (nested once for batches of token arrays).
-fn text_or_tokens(c: &Counter, v: &Json<'_>) -> u64 {
+fn text_or_tokens(c: &Counter<'_>, v: &Json<'_>) -> u64 {
     match v {
         Json::String(s) => c.text(s),
         Json::Number(_) => 1,
@@ -182,7 +182,7 @@ fn text_or_tokens(c: &Counter, v: &Json<'_>) -> u64 {
 
 /// `POST /responses`: `instructions` as a system message, then `input` (a string, one user
 /// message, or an array of items), tools, and the output schema.
-pub(super) fn responses(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeError> {
+pub(super) fn responses(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let mut n = REPLY_PRIMING;
     if let Some(instructions) = body.get("instructions").filter(|v| !v.is_null()) {
         n += TOKENS_PER_MESSAGE + c.text("system") + content(c, instructions);
@@ -209,7 +209,7 @@ pub(super) fn responses(c: &Counter, body: &Object<'_>) -> Result<u64, ShapeErro
 }
 
 /// One Responses input item.
-fn item(c: &Counter, it: &Json<'_>) -> u64 {
+fn item(c: &Counter<'_>, it: &Json<'_>) -> u64 {
     let Some(obj) = it.as_object() else {
         return TOKENS_PER_MESSAGE + c.value(it);
     };
@@ -236,7 +236,7 @@ fn item(c: &Counter, it: &Json<'_>) -> u64 {
 
 /// A reasoning item passed back: its summary and any visible text, plus its encrypted content
 /// at about one token per four bytes of ciphertext (the reasoning text it stands for).
-fn reasoning(c: &Counter, obj: &Object<'_>) -> u64 {
+fn reasoning(c: &Counter<'_>, obj: &Object<'_>) -> u64 {
     let texts: u64 = ["summary", "content"]
         .iter()
         .filter_map(|k| obj.get(k))

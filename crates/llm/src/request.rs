@@ -102,6 +102,13 @@ impl InferenceRequest {
         }
     }
 
+    /// The body as received, while nothing has changed it (once something has, the body is
+    /// [`InferenceRequest::body`]). Reading fields straight from these bytes spares building the
+    /// whole body.
+    pub fn received(&self) -> Option<&Bytes> {
+        (!self.modified).then_some(&self.raw)
+    }
+
     /// Size of the body as received.
     pub fn raw_len(&self) -> usize {
         self.raw.len()
@@ -145,8 +152,10 @@ mod tests {
         assert_eq!(r.model, "gpt-4o");
         assert!(r.stream);
         assert_eq!(r.bytes(), raw);
+        assert_eq!(r.received(), Some(&raw));
         let mut r = r;
         r.set_model("gpt-4o-mini");
+        assert_eq!(r.received(), None);
         let v: Value = serde_json::from_slice(&r.bytes()).unwrap();
         assert_eq!(v["model"], "gpt-4o-mini");
         assert_eq!(v["x-future"]["a"], 1);

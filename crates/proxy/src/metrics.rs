@@ -1,7 +1,8 @@
 //! Prometheus metrics of the data plane. Label values are shared `Arc<str>` from the IR, so a
 //! request clones pointers, not strings.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use sluice_config::ir::RateLimits;
 
 /// A label value that is cheap to clone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -118,6 +120,120 @@ pub struct RateLimitMetrics {
     /// Redis calls of the shared store (`op`: reserve, settle).
     pub store_duration: HistFamily<StoreLabels>,
     pub store_errors: Family<StoreLabels, Counter>,
+    /// Each policy's counters, resolved on first use (see [`PolicyCounters`]).
+    policies: Mutex<HashMap<usize, CachedPolicy>>,
+}
+
+struct CachedPolicy {
+    /// Holds the policy's allocation (not the policy), so its address, the key, is not reused
+    /// by another policy while the entry exists.
+    policy: Weak<RateLimits>,
+    counters: Arc<PolicyCounters>,
+}
+
+/// The `decisions` and `tokens` counters of one policy's rules and budgets, so that a request
+/// increments them directly instead of hashing its labels to look each one up in its family.
+/// Each is registered with its family on first use, so `/metrics` shows the same series as
+/// looking them up would.
+pub struct PolicyCounters {
+    /// By rule index.
+    pub rules: Vec<RuleCounters>,
+    /// Decisions, by budget index.
+    pub budgets: Vec<OutcomeCounters>,
+}
+
+/// `ratelimit_decisions` of one rule or budget.
+pub struct OutcomeCounters {
+    pub admitted: LazyCounter,
+    pub limited: LazyCounter,
+    pub shadow_limited: LazyCounter,
+}
+
+/// One rule's decisions and `ratelimit_tokens`.
+pub struct RuleCounters {
+    pub decisions: OutcomeCounters,
+    pub reserved: LazyCounter,
+    pub settled: LazyCounter,
+    pub refunded: LazyCounter,
+    pub overrun: LazyCounter,
+}
+
+/// A counter of a family, looked up the first time it is used.
+pub struct LazyCounter {
+    family: Family<RateLimitLabels, Counter>,
+    labels: RateLimitLabels,
+    counter: OnceLock<Counter>,
+}
+
+impl LazyCounter {
+    fn new(family: &Family<RateLimitLabels, Counter>, labels: RateLimitLabels) -> LazyCounter {
+        LazyCounter {
+            family: family.clone(),
+            labels,
+            counter: OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> &Counter {
+        self.counter
+            .get_or_init(|| self.family.get_or_create(&self.labels).clone())
+    }
+}
+
+impl OutcomeCounters {
+    fn new(family: &Family<RateLimitLabels, Counter>, policy: &Label, rule: &Label) -> Self {
+        let counter = |outcome| {
+            LazyCounter::new(
+                family,
+                RateLimitLabels {
+                    policy: policy.clone(),
+                    rule: rule.clone(),
+                    outcome,
+                },
+            )
+        };
+        OutcomeCounters {
+            admitted: counter("admitted"),
+            limited: counter("limited"),
+            shadow_limited: counter("shadow_limited"),
+        }
+    }
+}
+
+impl PolicyCounters {
+    fn new(m: &RateLimitMetrics, policy: &RateLimits) -> PolicyCounters {
+        let name = Label(policy.name.clone());
+        let rules = policy
+            .rules
+            .iter()
+            .map(|r| {
+                let rule = Label(r.name.clone());
+                let tokens = |outcome| {
+                    LazyCounter::new(
+                        &m.tokens,
+                        RateLimitLabels {
+                            policy: name.clone(),
+                            rule: rule.clone(),
+                            outcome,
+                        },
+                    )
+                };
+                RuleCounters {
+                    decisions: OutcomeCounters::new(&m.decisions, &name, &rule),
+                    reserved: tokens("reserved"),
+                    settled: tokens("settled"),
+                    refunded: tokens("refunded"),
+                    overrun: tokens("overrun"),
+                }
+            })
+            .collect();
+        let budgets = policy
+            .budgets
+            .iter()
+            .map(|b| OutcomeCounters::new(&m.decisions, &name, &Label(b.name.clone())))
+            .collect();
+        PolicyCounters { rules, budgets }
+    }
 }
 
 impl RateLimitMetrics {
@@ -128,6 +244,7 @@ impl RateLimitMetrics {
             tokens: Family::default(),
             store_duration: Family::new_with_constructor(overhead_histogram),
             store_errors: Family::default(),
+            policies: Mutex::default(),
         };
         r.register(
             "ratelimit_decisions",
@@ -155,6 +272,28 @@ impl RateLimitMetrics {
             m.store_errors.clone(),
         );
         m
+    }
+}
+
+impl RateLimitMetrics {
+    /// The counters of `policy`, built on its first request (one short lookup by its address
+    /// afterwards). Entries of policies no longer in use go when a new one is added.
+    pub fn policy(&self, policy: &Arc<RateLimits>) -> Arc<PolicyCounters> {
+        let key = Arc::as_ptr(policy) as usize;
+        let mut cache = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = cache.get(&key) {
+            return entry.counters.clone();
+        }
+        cache.retain(|_, e| e.policy.strong_count() > 0);
+        let counters = Arc::new(PolicyCounters::new(self, policy));
+        cache.insert(
+            key,
+            CachedPolicy {
+                policy: Arc::downgrade(policy),
+                counters: counters.clone(),
+            },
+        );
+        counters
     }
 }
 
@@ -428,5 +567,103 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_config::ir::{BudgetAmount, BudgetPeriod, BudgetRule, Cost, RateRule};
+
+    fn policy(name: &str) -> Arc<RateLimits> {
+        Arc::new(RateLimits {
+            name: Arc::from(name),
+            shared: false,
+            fail_open: true,
+            rules: vec![RateRule {
+                name: Arc::from("per-user"),
+                bucket_by: vec![],
+                cost: Cost::Requests,
+                limits: vec![(10, std::time::Duration::from_secs(60))],
+                shadow: false,
+                default_max_tokens: 16,
+                inject_max_tokens: false,
+            }],
+            budgets: vec![BudgetRule {
+                name: Arc::from("daily"),
+                bucket_by: vec![],
+                amount: BudgetAmount::Tokens(100),
+                period: BudgetPeriod::Day,
+                shadow: false,
+            }],
+        })
+    }
+
+    fn series(m: &Metrics) -> Vec<String> {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with("sluice_ratelimit_"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn policy_counters_are_resolved_once_and_show_only_when_used() {
+        let m = Metrics::new();
+        let p = policy("ns/limits");
+        let counters = m.rate_limits.policy(&p);
+        assert!(Arc::ptr_eq(&counters, &m.rate_limits.policy(&p)));
+        // Nothing is registered until a counter is used, as with looking labels up.
+        assert!(series(&m).is_empty(), "{:?}", series(&m));
+        counters.rules[0].decisions.admitted.get().inc();
+        counters.rules[0].reserved.get().inc_by(7);
+        counters.budgets[0].limited.get().inc();
+        let mut got = series(&m);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                r#"sluice_ratelimit_decisions_total{policy="ns/limits",rule="daily",outcome="limited"} 1"#,
+                r#"sluice_ratelimit_decisions_total{policy="ns/limits",rule="per-user",outcome="admitted"} 1"#,
+                r#"sluice_ratelimit_tokens_total{policy="ns/limits",rule="per-user",outcome="reserved"} 7"#,
+            ]
+        );
+        // The same series as a lookup by labels.
+        let looked_up = m.rate_limits.decisions.get_or_create(&RateLimitLabels {
+            policy: Label(Arc::from("ns/limits")),
+            rule: Label(Arc::from("per-user")),
+            outcome: "admitted",
+        });
+        assert_eq!(looked_up.get(), 1);
+    }
+
+    #[test]
+    fn a_reloaded_policy_gets_its_own_entry_and_old_ones_go() {
+        let m = Metrics::new();
+        let old = policy("ns/limits");
+        let old_counters = m.rate_limits.policy(&old);
+        let weak = Arc::downgrade(&old_counters);
+        drop(old_counters);
+        drop(old);
+        // A reload compiles a new policy (same name): new entry, same series, old entry pruned.
+        let new = policy("ns/limits");
+        let counters = m.rate_limits.policy(&new);
+        counters.rules[0].settled.get().inc_by(3);
+        assert!(
+            weak.upgrade().is_none(),
+            "the old policy's counters were dropped"
+        );
+        let cache = m.rate_limits.policies.lock().unwrap();
+        assert_eq!(cache.len(), 1);
+        drop(cache);
+        let again = policy("ns/limits");
+        m.rate_limits.policy(&again).rules[0]
+            .settled
+            .get()
+            .inc_by(2);
+        assert!(series(&m).contains(
+            &r#"sluice_ratelimit_tokens_total{policy="ns/limits",rule="per-user",outcome="settled"} 5"#
+                .to_string()
+        ));
     }
 }

@@ -1,9 +1,8 @@
 //! Anthropic request shapes: `POST /v1/messages` and `POST /v1/messages/count_tokens` (the same
 //! body without `max_tokens`).
 
-use serde_json::{Map, Value};
-
 use super::count::{Counter, ShapeError};
+use super::json::{Json, Object};
 use super::media;
 
 // Framing. Anthropic does not publish its prompt format; `ctok`'s reconstruction of
@@ -28,10 +27,10 @@ const SERVER_TOOL_TOKENS: u64 = 1_300;
 /// A tool call (`tool_use`): its name and input plus framing (not published, so generous).
 const TOKENS_PER_TOOL_USE: u64 = 8;
 
-pub(super) fn messages(c: &Counter, body: &Map<String, Value>) -> Result<u64, ShapeError> {
+pub(super) fn messages(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let messages = match body.get("messages") {
         None => return Err(ShapeError::Missing("messages")),
-        Some(Value::Array(m)) => m,
+        Some(Json::Array(m)) => m,
         Some(_) => {
             return Err(ShapeError::Type {
                 field: "messages",
@@ -54,14 +53,14 @@ pub(super) fn messages(c: &Counter, body: &Map<String, Value>) -> Result<u64, Sh
     Ok(n)
 }
 
-fn tools(c: &Counter, tools: Option<&Value>) -> u64 {
-    let Some(tools) = tools.and_then(Value::as_array).filter(|t| !t.is_empty()) else {
+fn tools(c: &Counter<'_>, tools: Option<&Json<'_>>) -> u64 {
+    let Some(tools) = tools.and_then(Json::as_array).filter(|t| !t.is_empty()) else {
         return 0;
     };
     let defs: u64 = tools
         .iter()
         .map(|t| {
-            let kind = t.get("type").and_then(Value::as_str);
+            let kind = t.get("type").and_then(Json::as_str);
             let server = matches!(kind, Some(k) if k != "custom");
             TOKENS_PER_TOOL + c.value(t) + if server { SERVER_TOOL_TOKENS } else { 0 }
         })
@@ -70,20 +69,20 @@ fn tools(c: &Counter, tools: Option<&Value>) -> u64 {
 }
 
 /// `content` (or `system`, or a tool result's content): a string or an array of blocks.
-fn content(c: &Counter, v: &Value) -> u64 {
+fn content(c: &Counter<'_>, v: &Json<'_>) -> u64 {
     match v {
-        Value::Array(blocks) => blocks.iter().map(|b| block(c, b)).sum(),
+        Json::Array(blocks) => blocks.iter().map(|b| block(c, b)).sum(),
         other => c.value(other),
     }
 }
 
-fn block(c: &Counter, b: &Value) -> u64 {
+fn block(c: &Counter<'_>, b: &Json<'_>) -> u64 {
     let Some(obj) = b.as_object() else {
         return c.value(b);
     };
-    match obj.get("type").and_then(Value::as_str).unwrap_or("") {
+    match obj.get("type").and_then(Json::as_str).unwrap_or("") {
         "text" => c.field(obj, "text"),
-        "image" => c.image.high,
+        "image" => c.image().high,
         "document" => document(c, obj),
         "tool_use" | "server_tool_use" => {
             TOKENS_PER_TOOL_USE + c.field(obj, "name") + obj.get("input").map_or(0, |i| c.value(i))
@@ -93,7 +92,7 @@ fn block(c: &Counter, b: &Value) -> u64 {
         // Encrypted thinking: about one token per four bytes of ciphertext.
         "redacted_thinking" => obj
             .get("data")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .map_or(0, |d| (d.len() as u64 * 3 / 4).div_ceil(4)),
         // Search results, server tool results and anything newer: their JSON.
         _ => c.value(b),
@@ -101,15 +100,15 @@ fn block(c: &Counter, b: &Value) -> u64 {
 }
 
 /// `{type: document, source: {type: base64 | text | content | url | file, …}, title, context}`.
-fn document(c: &Counter, obj: &Map<String, Value>) -> u64 {
+fn document(c: &Counter<'_>, obj: &Object<'_>) -> u64 {
     let labels = c.field(obj, "title") + c.field(obj, "context");
-    let Some(source) = obj.get("source").and_then(Value::as_object) else {
+    let Some(source) = obj.get("source").and_then(Json::as_object) else {
         return labels + media::REFERENCED_DOCUMENT_TOKENS;
     };
-    let body = match source.get("type").and_then(Value::as_str) {
+    let body = match source.get("type").and_then(Json::as_str) {
         Some("base64") => source
             .get("data")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .map_or(0, |d| media::document_tokens(d, |t| c.text(t))),
         Some("text") => c.field(source, "data"),
         Some("content") => source.get("content").map_or(0, |v| content(c, v)),

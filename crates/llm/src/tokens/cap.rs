@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::json::Object;
 use crate::Operation;
 
 /// The output cap the client asked for: `max_completion_tokens`, else `max_tokens` (OpenAI chat
@@ -13,25 +14,38 @@ use crate::Operation;
 /// returns `None` so the caller applies its own configured default for every operation alike.
 /// Embeddings and `count_tokens` produce no output tokens: always `None`.
 pub fn requested_output_cap(op: Operation, body: &Map<String, Value>) -> Option<u64> {
-    let keys: &[&str] = match op {
+    // The first key present decides: a bad `max_completion_tokens` is not rescued by a good
+    // `max_tokens`, since the provider would reject the request anyway.
+    let value = cap_fields(op)
+        .iter()
+        .find_map(|k| body.get(*k).filter(|v| !v.is_null()))?;
+    positive_integer(value.as_u64(), value.as_f64())
+}
+
+/// [`requested_output_cap`] of a body read by [`BodyView`](super::BodyView).
+pub(super) fn output_cap_of(op: Operation, body: &Object<'_>) -> Option<u64> {
+    let value = cap_fields(op)
+        .iter()
+        .find_map(|k| body.get(k).filter(|v| !v.is_null()))?;
+    positive_integer(value.as_u64(), value.as_f64())
+}
+
+/// The fields that name the output cap of `op`, in the order they are looked at.
+pub(super) fn cap_fields(op: Operation) -> &'static [&'static str] {
+    match op {
         Operation::ChatCompletions => &["max_completion_tokens", "max_tokens"],
         Operation::Completions | Operation::Messages => &["max_tokens"],
         Operation::Responses => &["max_output_tokens"],
         Operation::Embeddings | Operation::Models | Operation::CountTokens => &[],
-    };
-    // The first key present decides: a bad `max_completion_tokens` is not rescued by a good
-    // `max_tokens`, since the provider would reject the request anyway.
-    let value = keys
-        .iter()
-        .find_map(|k| body.get(*k).filter(|v| !v.is_null()))?;
-    positive_integer(value)
+    }
 }
 
-fn positive_integer(v: &Value) -> Option<u64> {
-    if let Some(n) = v.as_u64() {
+/// A JSON number (given as `as_u64`, `as_f64`) that is a positive integer.
+fn positive_integer(as_u64: Option<u64>, as_f64: Option<f64>) -> Option<u64> {
+    if let Some(n) = as_u64 {
         return (n > 0).then_some(n);
     }
-    let f = v.as_f64()?;
+    let f = as_f64?;
     // Integral, positive and exactly representable (below 2^53).
     let ok = f.fract() == 0.0 && (1.0..=9_007_199_254_740_992.0).contains(&f);
     // In range and integral, so the cast is exact.

@@ -4,7 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::family::{encoding_for_model, image_cost, ImageCost};
-use super::{anthropic, count_text, openai, Encoding};
+use super::json::{self, Json, Object};
+use super::{anthropic, cap, count_text, openai, Encoding};
 use crate::Operation;
 
 /// Why a body's input could not be counted by its shape (then [`count_input`] estimates it from
@@ -22,6 +23,8 @@ pub enum ShapeError {
 
 /// Input tokens of one inference request as the provider would count them (prompt tokens), for
 /// admission. Never fails: a body it cannot understand is estimated from its byte length.
+///
+/// For a body still in its received bytes, [`BodyView`] counts the same without building it.
 pub fn count_input(op: Operation, model: &str, body: &Map<String, Value>) -> u64 {
     try_count_input(op, model, body).unwrap_or_else(|_| byte_estimate(body))
 }
@@ -32,6 +35,10 @@ pub fn try_count_input(
     model: &str,
     body: &Map<String, Value>,
 ) -> Result<u64, ShapeError> {
+    count_fields(op, model, &Object::of_map(body))
+}
+
+fn count_fields(op: Operation, model: &str, body: &Object<'_>) -> Result<u64, ShapeError> {
     let c = Counter::new(model);
     match op {
         Operation::ChatCompletions => openai::chat(&c, body),
@@ -40,6 +47,74 @@ pub fn try_count_input(
         Operation::Responses => openai::responses(&c, body),
         Operation::Messages | Operation::CountTokens => anthropic::messages(&c, body),
         Operation::Models => Ok(0),
+    }
+}
+
+/// The top-level fields the input count of `op` reads (`openai.rs`, `anthropic.rs`).
+fn counted_fields(op: Operation) -> &'static [&'static str] {
+    match op {
+        Operation::ChatCompletions => &["messages", "tools", "functions", "response_format"],
+        Operation::Completions => &["prompt", "suffix"],
+        Operation::Embeddings => &["input"],
+        Operation::Responses => &["instructions", "input", "tools", "text"],
+        Operation::Messages | Operation::CountTokens => &["messages", "system", "tools"],
+        Operation::Models => &[],
+    }
+}
+
+/// Most top-level fields one operation's count and cap read (checked by a test).
+const WANTED_MAX: usize = 8;
+
+/// A request body as admission reads it, straight from the bytes received: only the top-level
+/// fields its operation's input count and output cap look at are built, their strings borrowed
+/// from the bytes; every other field is validated and skipped.
+///
+/// [`BodyView::count_input`] and [`BodyView::output_cap`] give what [`count_input`] and
+/// [`requested_output_cap`](super::requested_output_cap) give for the same body parsed into a
+/// `Map`. One difference: a body with invalid UTF-8 inside a field neither reads fails to parse
+/// as a `Map` at all (and an empty `Map` counts as one token), while the view counts it.
+pub struct BodyView<'a> {
+    op: Operation,
+    raw: &'a [u8],
+    fields: Object<'a>,
+}
+
+impl<'a> BodyView<'a> {
+    /// Reads `raw`, which must hold one JSON object.
+    pub fn parse(op: Operation, raw: &'a [u8]) -> Result<BodyView<'a>, serde_json::Error> {
+        let counted = counted_fields(op);
+        let caps = cap::cap_fields(op);
+        // Both lists are a handful of names: a linear `contains` is cheaper than building a set.
+        let mut wanted: [&str; WANTED_MAX] = [""; WANTED_MAX];
+        let mut n = 0;
+        for key in counted.iter().chain(caps) {
+            if n < WANTED_MAX && !wanted[..n].contains(key) {
+                wanted[n] = key;
+                n += 1;
+            }
+        }
+        let fields = json::top_level(raw, &wanted[..n])?;
+        Ok(BodyView { op, raw, fields })
+    }
+
+    /// The output cap the client asked for (see [`requested_output_cap`](super::requested_output_cap)).
+    pub fn output_cap(&self) -> Option<u64> {
+        cap::output_cap_of(self.op, &self.fields)
+    }
+
+    /// Input tokens (see [`count_input`]).
+    pub fn count_input(&self, model: &str) -> u64 {
+        self.try_count_input(model).unwrap_or_else(|_| {
+            // Rare (the provider will reject the body): the size of the whole body as a `Map`
+            // re-serialises it, exactly as `count_input` measures it.
+            let body: Map<String, Value> = serde_json::from_slice(self.raw).unwrap_or_default();
+            byte_estimate(&body)
+        })
+    }
+
+    /// [`BodyView::count_input`], saying why when the body's shape is not understood.
+    pub fn try_count_input(&self, model: &str) -> Result<u64, ShapeError> {
+        count_fields(self.op, model, &self.fields)
     }
 }
 
@@ -68,17 +143,22 @@ impl std::io::Write for ByteCounter {
 }
 
 /// Counting helpers shared by the request shapes: one model's encoding and image pricing.
-pub(super) struct Counter {
+pub(super) struct Counter<'m> {
     pub encoding: Encoding,
-    pub image: ImageCost,
+    model: &'m str,
 }
 
-impl Counter {
-    pub fn new(model: &str) -> Counter {
+impl<'m> Counter<'m> {
+    pub fn new(model: &'m str) -> Counter<'m> {
         Counter {
             encoding: encoding_for_model(model),
-            image: image_cost(model),
+            model,
         }
+    }
+
+    /// What an image costs with this model (looked up when a request has one: most have none).
+    pub fn image(&self) -> ImageCost {
+        image_cost(self.model)
     }
 
     pub fn text(&self, text: &str) -> u64 {
@@ -87,18 +167,18 @@ impl Counter {
 
     /// A value whose structure is not known: its text if it is a string, else its JSON (the
     /// punctuation and keys make this an over-count of whatever the provider renders).
-    pub fn value(&self, v: &Value) -> u64 {
+    pub fn value(&self, v: &Json<'_>) -> u64 {
         match v {
-            Value::Null => 0,
-            Value::String(s) => self.text(s),
-            other => self.text(&other.to_string()),
+            Json::Null => 0,
+            Json::String(s) => self.text(s),
+            other => self.text(&other.to_json()),
         }
     }
 
     /// The string at `key`, if it is one.
-    pub fn field(&self, obj: &Map<String, Value>, key: &str) -> u64 {
+    pub fn field(&self, obj: &Object<'_>, key: &str) -> u64 {
         obj.get(key)
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .map_or(0, |s| self.text(s))
     }
 }
@@ -131,6 +211,22 @@ mod tests {
             count_input(Operation::ChatCompletions, "gpt-4o", &body),
             bytes.div_ceil(2)
         );
+    }
+
+    #[test]
+    fn every_operation_reads_few_enough_fields_for_the_view() {
+        for op in [
+            Operation::ChatCompletions,
+            Operation::Completions,
+            Operation::Embeddings,
+            Operation::Responses,
+            Operation::Messages,
+            Operation::CountTokens,
+            Operation::Models,
+        ] {
+            let n = counted_fields(op).len() + cap::cap_fields(op).len();
+            assert!(n <= WANTED_MAX, "{op:?}");
+        }
     }
 
     #[test]

@@ -31,9 +31,10 @@
 //! # Cost
 //!
 //! Encoding runs at ~25–60 µs per KB of request (o200k is the faster table; code costs more per
-//! byte than prose), so a 128 KB request takes ~5 ms the first time. Texts of 16 bytes and more are
-//! remembered by a keyed hash (`cache.rs`): the next turn of a conversation, which resends its
-//! history, costs ~1 µs per KB of history. Pathological text (one 128 KB word, or whitespace) is
+//! byte than prose), so a 128 KB request takes ~5 ms the first time. Every text's count is remembered
+//! (`cache.rs`; texts of 16 bytes and more by a keyed hash): the next turn of a conversation,
+//! which resends its history, costs ~1 µs per KB of history, and the roles and short messages
+//! every request carries skip the encoder. Pathological text (one 128 KB word, or whitespace) is
 //! bounded at ~70–115 µs per KB by feeding the encoder short segments (`bpe.rs`).
 //!
 //! # Request shapes
@@ -52,11 +53,14 @@ mod cache;
 mod cap;
 mod count;
 mod family;
+mod json;
 mod media;
 mod openai;
+#[cfg(test)]
+mod view_tests;
 
 pub use cap::requested_output_cap;
-pub use count::{count_input, try_count_input, ShapeError};
+pub use count::{count_input, try_count_input, BodyView, ShapeError};
 pub use family::encoding_for_model;
 
 /// How a model's text is turned into tokens.
@@ -92,9 +96,8 @@ pub fn warm_up() {
 /// as `<|endoftext|>` count as ordinary text, as the APIs treat them in user content); the
 /// approximation never counts fewer than `o200k_base`.
 ///
-/// Texts of 16 bytes and more are remembered by a keyed hash of their content (see `cache.rs`),
-/// so the history a conversation resends with every turn, and a system prompt many requests
-/// share, are encoded once.
+/// Counts are remembered (see `cache.rs`), so the history a conversation resends with every turn,
+/// a system prompt many requests share, and roles and short messages are encoded once.
 pub fn count_text(encoding: Encoding, text: &str) -> u64 {
     cache::get_or_count(encoding as u8, text, |text| match encoding {
         Encoding::O200kBase => bpe::count(bpe::Table::O200k, text),

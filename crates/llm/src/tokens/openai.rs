@@ -1,8 +1,7 @@
 //! OpenAI request shapes: Chat Completions, legacy Completions, Embeddings and Responses.
 
-use serde_json::{Map, Value};
-
 use super::count::{Counter, ShapeError};
+use super::json::{Json, Object};
 use super::media;
 
 // The chat framing, from the OpenAI cookbook "How to count tokens with tiktoken"
@@ -27,10 +26,10 @@ const TOOLS_END: u64 = 12;
 /// (`to=functions.{name}`, the channel and the call markers; not published, so generous).
 const TOKENS_PER_TOOL_CALL: u64 = 8;
 
-fn array<'a>(body: &'a Map<String, Value>, key: &'static str) -> Result<&'a [Value], ShapeError> {
+fn array<'a, 'j>(body: &'a Object<'j>, key: &'static str) -> Result<&'a [Json<'j>], ShapeError> {
     match body.get(key) {
         None => Err(ShapeError::Missing(key)),
-        Some(Value::Array(a)) => Ok(a),
+        Some(Json::Array(a)) => Ok(a),
         Some(_) => Err(ShapeError::Type {
             field: key,
             expected: "an array",
@@ -39,14 +38,14 @@ fn array<'a>(body: &'a Map<String, Value>, key: &'static str) -> Result<&'a [Val
 }
 
 /// `POST /chat/completions`.
-pub(super) fn chat(c: &Counter, body: &Map<String, Value>) -> Result<u64, ShapeError> {
+pub(super) fn chat(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let messages = array(body, "messages")?;
     let mut n = REPLY_PRIMING;
     n += messages.iter().map(|m| message(c, m)).sum::<u64>();
     n += tools(c, body.get("tools"));
     n += tools(c, body.get("functions"));
     // Structured outputs: the schema is shown to the model.
-    if let Some(format) = body.get("response_format").and_then(Value::as_object) {
+    if let Some(format) = body.get("response_format").and_then(Json::as_object) {
         n += format.get("json_schema").map_or(0, |s| c.value(s));
     }
     Ok(n)
@@ -54,13 +53,13 @@ pub(super) fn chat(c: &Counter, body: &Map<String, Value>) -> Result<u64, ShapeE
 
 /// One chat message: framing plus every field's text, as the cookbook counts it (fields it does
 /// not know, such as `tool_call_id`, are counted as text too, which can only err upwards).
-fn message(c: &Counter, m: &Value) -> u64 {
+fn message(c: &Counter<'_>, m: &Json<'_>) -> u64 {
     let Some(m) = m.as_object() else {
         return TOKENS_PER_MESSAGE + c.value(m);
     };
     let mut n = TOKENS_PER_MESSAGE;
-    for (key, v) in m {
-        n += match key.as_str() {
+    for (key, v) in m.iter() {
+        n += match key {
             "content" => content(c, v),
             "name" => c.value(v) + TOKENS_PER_NAME,
             "tool_calls" => v.as_array().map_or_else(
@@ -78,7 +77,7 @@ fn message(c: &Counter, m: &Value) -> u64 {
 
 /// `{id, type: function, function: {name, arguments}}` (or the legacy `function_call`
 /// `{name, arguments}`).
-fn tool_call(c: &Counter, call: &Value) -> u64 {
+fn tool_call(c: &Counter<'_>, call: &Json<'_>) -> u64 {
     let f = call.get("function").unwrap_or(call);
     match f.as_object() {
         Some(f) if f.contains_key("name") => {
@@ -90,8 +89,8 @@ fn tool_call(c: &Counter, call: &Value) -> u64 {
 
 /// Tool definitions: chat's `{type: function, function: {...}}`, the Responses API's flat
 /// `{type: function, name, ...}`, and built-in tools (`{type: web_search}`), all by their JSON.
-fn tools(c: &Counter, tools: Option<&Value>) -> u64 {
-    let Some(tools) = tools.and_then(Value::as_array).filter(|t| !t.is_empty()) else {
+fn tools(c: &Counter<'_>, tools: Option<&Json<'_>>) -> u64 {
+    let Some(tools) = tools.and_then(Json::as_array).filter(|t| !t.is_empty()) else {
         return 0;
     };
     let defs: u64 = tools
@@ -102,19 +101,19 @@ fn tools(c: &Counter, tools: Option<&Value>) -> u64 {
 }
 
 /// Message content: a string, or an array of parts.
-fn content(c: &Counter, v: &Value) -> u64 {
+fn content(c: &Counter<'_>, v: &Json<'_>) -> u64 {
     match v {
-        Value::Array(parts) => parts.iter().map(|p| part(c, p)).sum(),
+        Json::Array(parts) => parts.iter().map(|p| part(c, p)).sum(),
         other => c.value(other),
     }
 }
 
 /// One content part, in either API's naming.
-fn part(c: &Counter, p: &Value) -> u64 {
+fn part(c: &Counter<'_>, p: &Json<'_>) -> u64 {
     let Some(obj) = p.as_object() else {
         return c.value(p);
     };
-    match obj.get("type").and_then(Value::as_str).unwrap_or("") {
+    match obj.get("type").and_then(Json::as_str).unwrap_or("") {
         "text" | "input_text" | "output_text" | "summary_text" | "reasoning_text" => {
             c.field(obj, "text")
         }
@@ -125,28 +124,28 @@ fn part(c: &Counter, p: &Value) -> u64 {
         "input_image" | "computer_screenshot" => image(c, obj.get("detail")),
         "input_audio" => {
             let audio = obj.get("input_audio").unwrap_or(p);
-            let data = audio.get("data").and_then(Value::as_str).unwrap_or("");
-            let format = audio.get("format").and_then(Value::as_str);
+            let data = audio.get("data").and_then(Json::as_str).unwrap_or("");
+            let format = audio.get("format").and_then(Json::as_str);
             media::audio_tokens(data, format)
         }
         // Chat: `{file: {file_data | file_id, filename}}`; Responses: `{file_data | file_id |
         // file_url, filename}`.
-        "file" => file(c, obj.get("file").and_then(Value::as_object).unwrap_or(obj)),
+        "file" => file(c, obj.get("file").and_then(Json::as_object).unwrap_or(obj)),
         "input_file" => file(c, obj),
         _ => c.value(p),
     }
 }
 
-fn image(c: &Counter, detail: Option<&Value>) -> u64 {
-    match detail.and_then(Value::as_str) {
-        Some("low") => c.image.low,
-        _ => c.image.high,
+fn image(c: &Counter<'_>, detail: Option<&Json<'_>>) -> u64 {
+    match detail.and_then(Json::as_str) {
+        Some("low") => c.image().low,
+        _ => c.image().high,
     }
 }
 
-fn file(c: &Counter, f: &Map<String, Value>) -> u64 {
+fn file(c: &Counter<'_>, f: &Object<'_>) -> u64 {
     let name = c.field(f, "filename");
-    match f.get("file_data").and_then(Value::as_str) {
+    match f.get("file_data").and_then(Json::as_str) {
         Some(data) => name + media::document_tokens(data, |t| c.text(t)),
         None => name + media::REFERENCED_DOCUMENT_TOKENS,
     }
@@ -155,44 +154,44 @@ fn file(c: &Counter, f: &Map<String, Value>) -> u64 {
 /// `POST /completions`: the prompt exactly as tokenised, with no framing. The prompt may be a
 /// string, an array of strings (a batch), an array of token ids, or an array of such arrays;
 /// when absent OpenAI uses `<|endoftext|>`, one token.
-pub(super) fn completions(c: &Counter, body: &Map<String, Value>) -> Result<u64, ShapeError> {
+pub(super) fn completions(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let prompt = match body.get("prompt") {
-        None | Some(Value::Null) => 1,
+        None | Some(Json::Null) => 1,
         Some(p) => text_or_tokens(c, p),
     };
     Ok(prompt + body.get("suffix").map_or(0, |s| c.value(s)))
 }
 
 /// `POST /embeddings`: the input exactly as tokenised (same forms as a completions prompt).
-pub(super) fn embeddings(c: &Counter, body: &Map<String, Value>) -> Result<u64, ShapeError> {
+pub(super) fn embeddings(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     match body.get("input") {
-        None | Some(Value::Null) => Err(ShapeError::Missing("input")),
+        None | Some(Json::Null) => Err(ShapeError::Missing("input")),
         Some(input) => Ok(text_or_tokens(c, input)),
     }
 }
 
 /// A string, a token id, or an array of either (nested once for batches of token arrays).
-fn text_or_tokens(c: &Counter, v: &Value) -> u64 {
+fn text_or_tokens(c: &Counter<'_>, v: &Json<'_>) -> u64 {
     match v {
-        Value::String(s) => c.text(s),
-        Value::Number(_) => 1,
-        Value::Array(items) => items.iter().map(|i| text_or_tokens(c, i)).sum(),
+        Json::String(s) => c.text(s),
+        Json::Number(_) => 1,
+        Json::Array(items) => items.iter().map(|i| text_or_tokens(c, i)).sum(),
         other => c.value(other),
     }
 }
 
 /// `POST /responses`: `instructions` as a system message, then `input` (a string, one user
 /// message, or an array of items), tools, and the output schema.
-pub(super) fn responses(c: &Counter, body: &Map<String, Value>) -> Result<u64, ShapeError> {
+pub(super) fn responses(c: &Counter<'_>, body: &Object<'_>) -> Result<u64, ShapeError> {
     let mut n = REPLY_PRIMING;
     if let Some(instructions) = body.get("instructions").filter(|v| !v.is_null()) {
         n += TOKENS_PER_MESSAGE + c.text("system") + content(c, instructions);
     }
     n += match body.get("input") {
         // Input may also come only from a stored prompt or conversation, invisible here.
-        None | Some(Value::Null) => 0,
-        Some(Value::String(s)) => TOKENS_PER_MESSAGE + c.text("user") + c.text(s),
-        Some(Value::Array(items)) => items.iter().map(|i| item(c, i)).sum(),
+        None | Some(Json::Null) => 0,
+        Some(Json::String(s)) => TOKENS_PER_MESSAGE + c.text("user") + c.text(s),
+        Some(Json::Array(items)) => items.iter().map(|i| item(c, i)).sum(),
         Some(_) => {
             return Err(ShapeError::Type {
                 field: "input",
@@ -204,17 +203,17 @@ pub(super) fn responses(c: &Counter, body: &Map<String, Value>) -> Result<u64, S
     let schema = body
         .get("text")
         .and_then(|t| t.get("format"))
-        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"));
+        .filter(|f| f.get("type").and_then(Json::as_str) == Some("json_schema"));
     n += schema.map_or(0, |s| c.value(s));
     Ok(n)
 }
 
 /// One Responses input item.
-fn item(c: &Counter, it: &Value) -> u64 {
+fn item(c: &Counter<'_>, it: &Json<'_>) -> u64 {
     let Some(obj) = it.as_object() else {
         return TOKENS_PER_MESSAGE + c.value(it);
     };
-    let kind = obj.get("type").and_then(Value::as_str);
+    let kind = obj.get("type").and_then(Json::as_str);
     match kind {
         None | Some("message") => {
             TOKENS_PER_MESSAGE
@@ -237,15 +236,15 @@ fn item(c: &Counter, it: &Value) -> u64 {
 
 /// A reasoning item passed back: its summary and any visible text, plus its encrypted content
 /// at about one token per four bytes of ciphertext (the reasoning text it stands for).
-fn reasoning(c: &Counter, obj: &Map<String, Value>) -> u64 {
+fn reasoning(c: &Counter<'_>, obj: &Object<'_>) -> u64 {
     let texts: u64 = ["summary", "content"]
         .iter()
-        .filter_map(|k| obj.get(*k))
+        .filter_map(|k| obj.get(k))
         .map(|v| content(c, v))
         .sum();
     let encrypted = obj
         .get("encrypted_content")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .map_or(0, |e| (e.len() as u64 * 3 / 4).div_ceil(4));
     TOKENS_PER_MESSAGE + texts + encrypted
 }

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 use sluice_config::ir::RateLimits;
-use sluice_llm::tokens::{count_input, requested_output_cap};
+use sluice_llm::request::InferenceRequest;
+use sluice_llm::tokens::{count_input, requested_output_cap, BodyView};
 use sluice_llm::Operation;
 
 use super::Estimate;
@@ -25,7 +26,13 @@ pub async fn estimate(intake: Option<&mut Intake>, policies: &[&RateLimits]) -> 
         return Estimate::default();
     };
     let produces_output = cap_field(op).is_some();
-    let mut requested_cap = requested_output_cap(op, request.body());
+    let counts = policies.iter().any(|p| p.counts_tokens());
+    // Counting reads neither the model nor the output cap, the only fields the gateway changes,
+    // so counting before a cap is injected counts the body as sent.
+    let (input, mut requested_cap) = match read_received(op, request, counts).await {
+        Some(read) => read,
+        None => read_parsed(op, request, counts).await,
+    };
     if requested_cap.is_none() {
         let inject = policies
             .iter()
@@ -38,26 +45,58 @@ pub async fn estimate(intake: Option<&mut Intake>, policies: &[&RateLimits]) -> 
             requested_cap = Some(cap);
         }
     }
-    let input = if policies.iter().any(|p| p.counts_tokens()) {
-        if request.raw_len() < COUNT_INLINE_BELOW {
-            count_input(op, &request.model, request.body())
-        } else {
-            let copy = request.clone();
-            tokio::task::spawn_blocking(move || count_input(op, &copy.model, copy.body()))
-                .await
-                // The counter never panics; if the task is lost anyway, the request is counted
-                // at one token per byte, which is never below the truth.
-                .unwrap_or(request.raw_len() as u64)
-        }
-    } else {
-        0
-    };
     Estimate {
         input,
         requested_cap,
         produces_output,
         price: intake.settings.prices.get(&request.model).copied(),
     }
+}
+
+/// Input tokens (when `counts`) and output cap, read straight from the bytes received without
+/// building the body; `None` when the body was changed since or cannot be read that way.
+async fn read_received(
+    op: Operation,
+    request: &InferenceRequest,
+    counts: bool,
+) -> Option<(u64, Option<u64>)> {
+    let raw = request.received()?;
+    let read = move |model: &str, raw: &[u8]| {
+        let view = BodyView::parse(op, raw).ok()?;
+        let input = if counts { view.count_input(model) } else { 0 };
+        Some((input, view.output_cap()))
+    };
+    if raw.len() < COUNT_INLINE_BELOW {
+        return read(&request.model, raw);
+    }
+    let (raw, model) = (raw.clone(), request.model.clone());
+    // The counter never panics; if the task is lost anyway, the parsed body is read instead.
+    tokio::task::spawn_blocking(move || read(&model, &raw))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Input tokens (when `counts`) and output cap of the body as parsed (built if need be).
+async fn read_parsed(
+    op: Operation,
+    request: &InferenceRequest,
+    counts: bool,
+) -> (u64, Option<u64>) {
+    let cap = requested_output_cap(op, request.body());
+    let input = if !counts {
+        0
+    } else if request.raw_len() < COUNT_INLINE_BELOW {
+        count_input(op, &request.model, request.body())
+    } else {
+        let copy = request.clone();
+        tokio::task::spawn_blocking(move || count_input(op, &copy.model, copy.body()))
+            .await
+            // The counter never panics; if the task is lost anyway, the request is counted
+            // at one token per byte, which is never below the truth.
+            .unwrap_or(request.raw_len() as u64)
+    };
+    (input, cap)
 }
 
 /// The field an output cap is injected as, in the client's own schema; `None` for operations

@@ -36,7 +36,7 @@ pub use self::headers::RateHeaders;
 pub use self::stores::{Stores, Which};
 use crate::ai::AiError;
 use crate::body::Body;
-use crate::metrics::{Label, Metrics, RateLimitLabels, StoreLabels};
+use crate::metrics::{Label, Metrics, PolicyCounters, RateLimitLabels, StoreLabels};
 
 const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 /// Read by the OpenAI and Anthropic SDKs: `false` stops their automatic retries, for refusals
@@ -147,6 +147,7 @@ struct HeldBudget {
 /// The reservations of one admitted request, settled when its response ends.
 pub struct Held {
     policy: Arc<RateLimits>,
+    counters: Arc<PolicyCounters>,
     which: Which,
     rules: Vec<HeldRule>,
     budgets: Vec<HeldBudget>,
@@ -222,6 +223,7 @@ impl RateLimiting {
         estimate: &Estimate,
     ) -> Admission {
         let now = SystemTime::now();
+        let counters = metrics.rate_limits.policy(policy);
         // What each rule and budget would reserve, built once; admitted ones move into `held`.
         let rules: Vec<HeldRule> = policy
             .rules
@@ -297,6 +299,7 @@ impl RateLimiting {
             // Whatever did get reserved before the failure goes back.
             let partial = Held {
                 policy: policy.clone(),
+                counters: counters.clone(),
                 which,
                 rules: rules
                     .iter()
@@ -323,6 +326,7 @@ impl RateLimiting {
         let mut headers = RateHeaders::default();
         let mut held = Held {
             policy: policy.clone(),
+            counters: counters.clone(),
             which,
             rules: Vec::with_capacity(rules.len()),
             budgets: Vec::new(),
@@ -330,19 +334,16 @@ impl RateLimiting {
         let mut refusal: Option<Refusal> = None;
         for (planned, d) in rules.into_iter().zip(&rule_decisions) {
             let rule = &policy.rules[planned.rule];
+            let rule_counters = &counters.rules[planned.rule];
             let cost = planned.reserved;
             headers.observe(rule.cost == Cost::Requests, &d.states);
             let outcome = if d.admitted {
-                metrics
-                    .rate_limits
-                    .tokens
-                    .get_or_create(&token_labels(policy, &rule.name, "reserved"))
-                    .inc_by(cost);
+                rule_counters.reserved.get().inc_by(cost);
                 held.rules.push(planned);
-                "admitted"
+                &rule_counters.decisions.admitted
             } else if rule.shadow {
                 tracing::info!(policy = %policy.name, rule = %rule.name, "shadow rate limit exceeded; request let through");
-                "shadow_limited"
+                &rule_counters.decisions.shadow_limited
             } else {
                 let worse = match &refusal {
                     None => true,
@@ -351,33 +352,26 @@ impl RateLimiting {
                 if worse {
                     refusal = Some(limit_refusal(rule, d, cost));
                 }
-                "limited"
+                &rule_counters.decisions.limited
             };
-            metrics
-                .rate_limits
-                .decisions
-                .get_or_create(&decision_labels(policy, &rule.name, outcome))
-                .inc();
+            outcome.get().inc();
         }
         for (planned, d) in budgets.into_iter().zip(&budget_decisions) {
             let budget = &policy.budgets[planned.budget];
+            let decisions = &counters.budgets[planned.budget];
             let outcome = if d.admitted {
                 held.budgets.push(planned.held(d.window.clone()));
-                "admitted"
+                &decisions.admitted
             } else if budget.shadow {
                 tracing::info!(policy = %policy.name, budget = %budget.name, "shadow budget exceeded; request let through");
-                "shadow_limited"
+                &decisions.shadow_limited
             } else {
                 if refusal.as_ref().is_none_or(|r| !r.final_) {
                     refusal = Some(budget_refusal(budget, d, now));
                 }
-                "limited"
+                &decisions.limited
             };
-            metrics
-                .rate_limits
-                .decisions
-                .get_or_create(&decision_labels(policy, &budget.name, outcome))
-                .inc();
+            outcome.get().inc();
         }
         match refusal {
             None => Admission::Admitted(held, headers),
@@ -472,8 +466,9 @@ fn budget_spec(b: &sluice_config::ir::BudgetRule) -> Budget {
     }
 }
 
-/// Reserves every rule and budget in `store`, concurrently (one round trip to Redis: the
-/// connection pipelines them).
+/// Reserves every rule and budget in `store`: in memory one after the other (each is a few
+/// integer steps under a lock, with nothing to wait for), in Redis concurrently (one round
+/// trip: the connection pipelines them).
 async fn reserve_all(
     store: &Limiter,
     rules: &[HeldRule],
@@ -483,6 +478,18 @@ async fn reserve_all(
     Vec<Result<Decision, StoreError>>,
     Vec<Result<BudgetDecision, StoreError>>,
 ) {
+    if let Limiter::Memory(memory) = store {
+        return (
+            rules
+                .iter()
+                .map(|r| memory.reserve(&r.bucket, &r.limits, r.reserved, now))
+                .collect(),
+            budgets
+                .iter()
+                .map(|b| memory.reserve_budget(&b.bucket, &b.spec, b.reserved, now))
+                .collect(),
+        );
+    }
     let rules = join_all(
         rules
             .iter()
@@ -574,18 +581,6 @@ fn budget_refusal(
     }
 }
 
-fn decision_labels(policy: &RateLimits, rule: &Arc<str>, outcome: &'static str) -> RateLimitLabels {
-    RateLimitLabels {
-        policy: Label(policy.name.clone()),
-        rule: Label(rule.clone()),
-        outcome,
-    }
-}
-
-fn token_labels(policy: &RateLimits, rule: &Arc<str>, kind: &'static str) -> RateLimitLabels {
-    decision_labels(policy, rule, kind)
-}
-
 fn observe_store(metrics: &Metrics, op: &'static str, started: Instant, failed: bool) {
     let labels = StoreLabels { op };
     metrics
@@ -604,13 +599,14 @@ fn observe_store(metrics: &Metrics, op: &'static str, started: Instant, failed: 
 
 /// What each rule and budget of a reservation is charged beyond (or refunded below) what was
 /// reserved; counts the tokens settled, refunded and overrun.
-fn deltas(held: &Held, spent: Spent, metrics: &Metrics) -> (Vec<i64>, Vec<i64>) {
+fn deltas(held: &Held, spent: Spent) -> (Vec<i64>, Vec<i64>) {
     let policy = &held.policy;
     let rules = held
         .rules
         .iter()
         .map(|h| {
             let rule = &policy.rules[h.rule];
+            let counters = &held.counters.rules[h.rule];
             let actual = match spent {
                 Spent::Refused => 0,
                 // Requests are counted when admitted, whatever comes of them.
@@ -621,15 +617,14 @@ fn deltas(held: &Held, spent: Spent, metrics: &Metrics) -> (Vec<i64>, Vec<i64>) 
             };
             let delta = i64::try_from(actual).unwrap_or(i64::MAX)
                 - i64::try_from(h.reserved).unwrap_or(i64::MAX);
-            let tokens = &metrics.rate_limits.tokens;
-            tokens
-                .get_or_create(&token_labels(policy, &rule.name, "settled"))
-                .inc_by(actual);
+            counters.settled.get().inc_by(actual);
             if delta != 0 {
-                let kind = if delta < 0 { "refunded" } else { "overrun" };
-                tokens
-                    .get_or_create(&token_labels(policy, &rule.name, kind))
-                    .inc_by(delta.unsigned_abs());
+                let kind = if delta < 0 {
+                    &counters.refunded
+                } else {
+                    &counters.overrun
+                };
+                kind.get().inc_by(delta.unsigned_abs());
             }
             delta
         })
@@ -661,7 +656,7 @@ fn apply_settlement(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<
     if held.rules.is_empty() && held.budgets.is_empty() {
         return;
     }
-    let (rule_deltas, budget_deltas) = deltas(&held, spent, &metrics);
+    let (rule_deltas, budget_deltas) = deltas(&held, spent);
     let now = SystemTime::now();
     if let Limiter::Memory(memory) = &*store {
         let rules = held

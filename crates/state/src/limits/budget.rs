@@ -58,10 +58,16 @@ impl Period {
     pub fn window(self, now: SystemTime) -> Result<Window, StoreError> {
         let (start_us, end_us) = self.bounds_us(clock::micros(now)?);
         let start = Date::from_days(days_of(start_us));
-        let id = match self {
-            Period::Day => format!("{:04}-{:02}-{:02}", start.year, start.month, start.day),
-            Period::Month => format!("{:04}-{:02}", start.year, start.month),
-        };
+        // What `format!("{:04}-{:02}-{:02}")` writes, without the formatting machinery: every
+        // budget reservation names its window.
+        let mut id = String::with_capacity(10);
+        push_padded(&mut id, start.year.unsigned_abs(), 4);
+        id.push('-');
+        push_padded(&mut id, u64::from(start.month), 2);
+        if self == Period::Day {
+            id.push('-');
+            push_padded(&mut id, u64::from(start.day), 2);
+        }
         Ok(Window {
             period: self,
             id,
@@ -91,6 +97,27 @@ impl fmt::Display for Period {
             Period::Day => "day",
             Period::Month => "month",
         })
+    }
+}
+
+/// `n` in decimal, zero-padded to at least `width` digits.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in digits.len() - i..width {
+        out.push('0');
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
@@ -192,4 +219,41 @@ pub(crate) fn expires_us(window: &Window) -> Result<u64, StoreError> {
     let end = clock::micros(window.end)?;
     let grace = u64::try_from(SETTLE_GRACE.as_micros()).unwrap_or(u64::MAX);
     Ok(end.saturating_add(grace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_ids_are_what_format_writes() {
+        // Every 7th day from the epoch to 2254 (times end at 2^53 µs, in 2255), both periods.
+        for days in (0..104_000).step_by(7) {
+            let now = clock::from_micros(micros_of(days) + 1);
+            let date = Date::from_days(days);
+            let day = Period::Day.window(now).map(|w| w.id);
+            let want = format!("{:04}-{:02}-{:02}", date.year, date.month, date.day);
+            assert_eq!(day.as_deref(), Ok(want.as_str()));
+            let month = Period::Month.window(now).map(|w| w.id);
+            let want = format!("{:04}-{:02}", date.year, date.month);
+            assert_eq!(month.as_deref(), Ok(want.as_str()));
+        }
+    }
+
+    #[test]
+    fn padding_never_cuts_digits() {
+        for (n, width, want) in [
+            (0, 4, "0000"),
+            (7, 2, "07"),
+            (12, 2, "12"),
+            (12345, 4, "12345"),
+        ] {
+            let mut s = String::new();
+            push_padded(&mut s, n, width);
+            assert_eq!(s, want);
+        }
+        let mut s = String::new();
+        push_padded(&mut s, u64::MAX, 4);
+        assert_eq!(s, u64::MAX.to_string());
+    }
 }

@@ -82,10 +82,19 @@ impl Scale {
 
     fn with_tick(amount: u64, period_us: u64, tick_us: u64) -> Option<Scale> {
         let rate_num = u128::from(amount) * u128::from(tick_us);
-        let rate_den = u128::from(period_us);
-        let common = gcd(rate_num, rate_den);
-        let per_tick = rate_num / common;
-        let per_token = rate_den / common;
+        // Every call to a store derives its limits' scales, and the numerator nearly always fits
+        // in 64 bits, where a remainder is one instruction instead of a 128-bit library call.
+        let (per_tick, per_token) = match u64::try_from(rate_num) {
+            Ok(num) => {
+                let common = gcd_u64(num, period_us);
+                (u128::from(num / common), u128::from(period_us / common))
+            }
+            Err(_) => {
+                let rate_den = u128::from(period_us);
+                let common = gcd(rate_num, rate_den);
+                (rate_num / common, rate_den / common)
+            }
+        };
         let capacity = u128::from(amount) * per_token;
         if capacity > u128::from(MAX_CAPACITY) {
             return None;
@@ -120,6 +129,13 @@ impl Scale {
 }
 
 fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+fn gcd_u64(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }

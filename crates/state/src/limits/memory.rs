@@ -3,6 +3,11 @@
 //! One mutex guards everything: every operation is a few integer steps on a handful of slots
 //! with no await inside, so holding it is shorter than sharding it would be worth.
 //!
+//! Buckets are keyed by a 64-bit SipHash of their name with a per-process random key, computed
+//! once per operation before the lock is taken: no name is copied or hashed again inside. A
+//! client cannot craft names that collide (it does not know the key), and an accidental
+//! collision between two of the buckets in use is negligible (below 10⁻⁷ with a million).
+//!
 //! Memory stays bounded by what is actually in use, as in Redis where keys expire:
 //! * a limit whose bucket is full after an operation is dropped at once (a full bucket and an
 //!   absent one behave the same);
@@ -12,7 +17,10 @@
 //!   [`SETTLE_GRACE`](super::budget::SETTLE_GRACE). The sweep is driven by the `now` callers pass in,
 //!   not a background task, so it follows an injected clock and needs no runtime.
 
+use std::collections::hash_map::Entry;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -27,15 +35,41 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The limits and budgets of one process.
 #[derive(Debug, Default)]
 pub struct MemoryLimiter {
+    /// Keys bucket names (see the module documentation).
+    names: RandomState,
     inner: Mutex<Inner>,
+}
+
+/// A bucket's key: the keyed hash of its name.
+type Key = u64;
+
+/// The keys are already hashes: the maps use them as they are.
+type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
+
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; anything else is folded in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Bucket name → its limits that are not full.
-    rates: HashMap<String, Vec<RateSlot>>,
-    /// Bucket name → its budget counters.
-    budgets: HashMap<String, Vec<BudgetSlot>>,
+    /// Bucket → its limits that are not full.
+    rates: KeyMap<Vec<RateSlot>>,
+    /// Bucket → its budget counters.
+    budgets: KeyMap<Vec<BudgetSlot>>,
     next_sweep_us: u64,
 }
 
@@ -68,16 +102,17 @@ impl MemoryLimiter {
     ) -> Result<Decision, StoreError> {
         let meters = gcra::meters(limits)?;
         let now_us = clock::micros(now)?;
+        let key = self.key(bucket);
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
-        let levels = inner.levels(bucket, &meters, now_us);
+        let levels = inner.levels(key, &meters, now_us);
         let mut used: Vec<u64> = levels.iter().map(|l| l.used).collect();
         if gcra::never_fits(&meters, cost) {
             return Ok(gcra::never(&meters, &used, now_us));
         }
         let admitted = gcra::admit(&meters, &mut used, cost);
         if admitted {
-            inner.store(bucket, &meters, &levels, &used);
+            inner.store(key, &meters, &levels, &used);
         }
         Ok(gcra::decision(&meters, &used, cost, admitted, now_us))
     }
@@ -91,12 +126,13 @@ impl MemoryLimiter {
     ) -> Result<Vec<LimitState>, StoreError> {
         let meters = gcra::meters(limits)?;
         let now_us = clock::micros(now)?;
+        let key = self.key(bucket);
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
-        let levels = inner.levels(bucket, &meters, now_us);
+        let levels = inner.levels(key, &meters, now_us);
         let mut used: Vec<u64> = levels.iter().map(|l| l.used).collect();
         gcra::settle(&meters, &mut used, delta);
-        inner.store(bucket, &meters, &levels, &used);
+        inner.store(key, &meters, &levels, &used);
         Ok(gcra::states(&meters, &used, now_us))
     }
 
@@ -108,10 +144,11 @@ impl MemoryLimiter {
     ) -> Result<Vec<LimitState>, StoreError> {
         let meters = gcra::meters(limits)?;
         let now_us = clock::micros(now)?;
+        let key = self.key(bucket);
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
         let used: Vec<u64> = inner
-            .levels(bucket, &meters, now_us)
+            .levels(key, &meters, now_us)
             .iter()
             .map(|l| l.used)
             .collect();
@@ -130,13 +167,14 @@ impl MemoryLimiter {
         let window = budget.period.window(now)?;
         let expires_us = budget::expires_us(&window)?;
         let now_us = clock::micros(now)?;
+        let key = self.key(bucket);
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
-        let spent = inner.spent(bucket, &window.id);
+        let spent = inner.spent(key, &window.id);
         let admitted = budget.admits(spent, amount);
         let spent = if admitted { spent + amount } else { spent };
         if admitted {
-            inner.set_spent(bucket, &window.id, spent, expires_us);
+            inner.set_spent(key, &window.id, spent, expires_us);
         }
         let usage = budget.usage(spent);
         Ok(BudgetDecision {
@@ -158,9 +196,10 @@ impl MemoryLimiter {
         budget.check()?;
         budget.check_window(window)?;
         let expires_us = budget::expires_us(window)?;
+        let key = self.key(bucket);
         let mut inner = self.lock();
-        let spent = budget::settled(inner.spent(bucket, &window.id), delta);
-        inner.set_spent(bucket, &window.id, spent, expires_us);
+        let spent = budget::settled(inner.spent(key, &window.id), delta);
+        inner.set_spent(key, &window.id, spent, expires_us);
         Ok(budget.usage(spent))
     }
 
@@ -173,9 +212,10 @@ impl MemoryLimiter {
         budget.check()?;
         let window = budget.period.window(now)?;
         let now_us = clock::micros(now)?;
+        let key = self.key(bucket);
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
-        Ok(budget.usage(inner.spent(bucket, &window.id)))
+        Ok(budget.usage(inner.spent(key, &window.id)))
     }
 
     /// Drop every bucket that is full at `now` and every budget counter expired by `now`;
@@ -197,6 +237,10 @@ impl MemoryLimiter {
         self.len() == 0
     }
 
+    fn key(&self, bucket: &str) -> Key {
+        self.names.hash_one(bucket)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Nothing panics while the lock is held, and every write leaves whole numbers behind,
         // so a poisoned lock still guards consistent data.
@@ -206,8 +250,8 @@ impl MemoryLimiter {
 
 impl Inner {
     /// Each meter's level refilled to `now_us` (full if not stored).
-    fn levels(&self, bucket: &str, meters: &[Meter], now_us: u64) -> Vec<Level> {
-        let slots = self.rates.get(bucket);
+    fn levels(&self, bucket: Key, meters: &[Meter], now_us: u64) -> Vec<Level> {
+        let slots = self.rates.get(&bucket);
         meters
             .iter()
             .map(|m| {
@@ -220,18 +264,17 @@ impl Inner {
     }
 
     /// Write back `used` for each meter at its refilled level's tick; full buckets are removed.
-    fn store(&mut self, bucket: &str, meters: &[Meter], refilled: &[Level], used: &[u64]) {
+    fn store(&mut self, bucket: Key, meters: &[Meter], refilled: &[Level], used: &[u64]) {
+        let mut entry = match self.rates.entry(bucket) {
+            Entry::Occupied(e) => e,
+            // Nothing stored: a slot only for levels that are not full, and none at all if all
+            // are.
+            Entry::Vacant(_) if used.iter().all(|&u| u == 0) => return,
+            Entry::Vacant(e) => e.insert_entry(Vec::with_capacity(meters.len())),
+        };
+        let slots = entry.get_mut();
         for ((m, level), &used) in meters.iter().zip(refilled).zip(used) {
             let level = Level { used, ..*level };
-            if !self.rates.contains_key(bucket) {
-                if used == 0 {
-                    continue;
-                }
-                self.rates.insert(bucket.to_owned(), Vec::new());
-            }
-            let Some(slots) = self.rates.get_mut(bucket) else {
-                continue;
-            };
             let position = slots.iter().position(|s| s.limit == m.limit);
             match (position, used) {
                 (Some(i), 0) => {
@@ -249,29 +292,34 @@ impl Inner {
                 }),
             }
         }
-        if self.rates.get(bucket).is_some_and(Vec::is_empty) {
-            self.rates.remove(bucket);
+        if slots.is_empty() {
+            entry.remove();
         }
     }
 
-    fn spent(&self, bucket: &str, window_id: &str) -> u64 {
+    fn spent(&self, bucket: Key, window_id: &str) -> u64 {
         self.budgets
-            .get(bucket)
+            .get(&bucket)
             .and_then(|slots| slots.iter().find(|s| s.window_id == window_id))
             .map_or(0, |s| s.spent)
     }
 
     /// Zero needs no counter, like a missing key in Redis.
-    fn set_spent(&mut self, bucket: &str, window_id: &str, spent: u64, expires_us: u64) {
-        if !self.budgets.contains_key(bucket) {
-            if spent == 0 {
+    fn set_spent(&mut self, bucket: Key, window_id: &str, spent: u64, expires_us: u64) {
+        let mut entry = match self.budgets.entry(bucket) {
+            Entry::Occupied(e) => e,
+            Entry::Vacant(e) => {
+                if spent != 0 {
+                    e.insert(vec![BudgetSlot {
+                        window_id: window_id.to_owned(),
+                        spent,
+                        expires_us,
+                    }]);
+                }
                 return;
             }
-            self.budgets.insert(bucket.to_owned(), Vec::new());
-        }
-        let Some(slots) = self.budgets.get_mut(bucket) else {
-            return;
         };
+        let slots = entry.get_mut();
         match slots.iter().position(|s| s.window_id == window_id) {
             Some(i) if spent == 0 => {
                 slots.swap_remove(i);
@@ -288,7 +336,7 @@ impl Inner {
             }),
         }
         if slots.is_empty() {
-            self.budgets.remove(bucket);
+            entry.remove();
         }
     }
 

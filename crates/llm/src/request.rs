@@ -90,6 +90,25 @@ impl InferenceRequest {
             .get_or_init(|| serde_json::from_slice(&self.raw).unwrap_or_default())
     }
 
+    /// Lends the body's tree, if it was built, to a reader that may change it (the payload
+    /// processors): a tree lent is not built again. Give it back with
+    /// [`InferenceRequest::return_tree`] when the bytes are unchanged.
+    pub fn lend_tree(&mut self) -> Option<Map<String, Value>> {
+        if self.modified {
+            // A changed body lives only in its tree: it stays here.
+            return None;
+        }
+        self.body.take()
+    }
+
+    /// Takes back a tree lent by [`InferenceRequest::lend_tree`], which must still be the body
+    /// as received.
+    pub fn return_tree(&mut self, tree: Map<String, Value>) {
+        if !self.modified {
+            let _ = self.body.set(tree);
+        }
+    }
+
     /// Replaces the model (an alias resolved); the body is re-serialised when sent.
     pub fn set_model(&mut self, model: &str) {
         if self.model != model {
@@ -159,6 +178,26 @@ mod tests {
         let v: Value = serde_json::from_slice(&r.bytes()).unwrap();
         assert_eq!(v["model"], "gpt-4o-mini");
         assert_eq!(v["x-future"]["a"], 1);
+    }
+
+    #[test]
+    fn a_lent_tree_comes_back_only_to_an_unchanged_body() {
+        let raw = Bytes::from_static(br#"{"model":"m","messages":[]}"#);
+        let mut r = InferenceRequest::parse(Operation::ChatCompletions, raw.clone()).unwrap();
+        assert!(r.lend_tree().is_none(), "nothing built yet");
+        let tree = r.body().clone();
+        let lent = r.lend_tree().expect("built by body()");
+        assert_eq!(lent, tree);
+        r.return_tree(lent);
+        assert_eq!(r.body(), &tree);
+        assert_eq!(r.bytes(), raw);
+
+        r.set_model("other");
+        assert!(
+            r.lend_tree().is_none(),
+            "a changed body lives only in its tree"
+        );
+        assert_eq!(r.body()["model"], "other");
     }
 
     #[test]

@@ -604,7 +604,13 @@ impl Proxy {
                 Some(r) if r.raw_len() > pipeline.max_body_bytes => {
                     body_too_large = Some(pipeline.max_body_bytes)
                 }
-                Some(r) => buf = Some(BodyBuf::new(r.bytes())),
+                Some(_) => {
+                    // The tree the intake (or an earlier phase) built is reused, not rebuilt.
+                    if let Some(r) = intake.as_mut().and_then(|i| i.request.as_mut()) {
+                        let bytes = r.bytes();
+                        buf = Some(BodyBuf::with_tree(bytes, r.lend_tree()));
+                    }
+                }
                 None => {
                     let incoming = std::mem::replace(req.body_mut(), body::empty());
                     match body::collect_or_spill(incoming, pipeline.max_body_bytes).await {
@@ -672,6 +678,14 @@ impl Proxy {
                 }
             }
             incoming = body::full(bytes);
+            if !buf.changed() {
+                if let (Some(r), Some(tree)) = (
+                    intake.as_mut().and_then(|i| i.request.as_mut()),
+                    buf.into_tree(),
+                ) {
+                    r.return_tree(tree);
+                }
+            }
         }
         *req = Request::from_parts(parts, incoming);
         Ok(())
@@ -696,13 +710,20 @@ impl Proxy {
         if pipelines.is_empty() {
             return None;
         }
-        Some(ResponseWork {
-            pipelines,
-            request: serde_json::json!({
+        // Only response expressions read the request: guardrails and external processors never
+        // pay for the snapshot.
+        let request = if pipelines.iter().any(|p| p.reads_request_on_response()) {
+            serde_json::json!({
                 "method": req.method().as_str(),
                 "path": req.uri().path(),
                 "headers": crate::pipeline::headers_json(req.headers()),
-            }),
+            })
+        } else {
+            serde_json::Value::Null
+        };
+        Some(ResponseWork {
+            pipelines,
+            request,
             op,
             dialect,
             rt: rt.clone(),

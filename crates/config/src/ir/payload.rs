@@ -26,6 +26,14 @@ impl Pipeline {
     pub fn acts_on_response(&self) -> bool {
         self.processors.iter().any(|p| p.kind.acts_on_response())
     }
+
+    /// Whether some response-side expression reads the request (its method, path or headers),
+    /// so a snapshot of it must be kept until the answer comes.
+    pub fn reads_request_on_response(&self) -> bool {
+        self.processors
+            .iter()
+            .any(|p| matches!(&p.kind, ProcessorKind::InProcess(ip) if ip.response.is_some()))
+    }
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;

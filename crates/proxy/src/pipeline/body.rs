@@ -25,6 +25,37 @@ impl BodyBuf {
         }
     }
 
+    /// A body whose JSON tree was already built (by the inference intake, or an earlier
+    /// phase): `tree` must be `bytes` parsed.
+    pub fn with_tree(bytes: Bytes, tree: Option<serde_json::Map<String, Value>>) -> BodyBuf {
+        BodyBuf {
+            bytes,
+            json: tree.map(Value::Object),
+            ..BodyBuf::default()
+        }
+    }
+
+    /// The tree, when one was built and still is the bytes (nothing changed it), for the next
+    /// reader.
+    pub fn into_tree(self) -> Option<serde_json::Map<String, Value>> {
+        match self.json {
+            Some(Value::Object(map)) if !self.changed => Some(map),
+            _ => None,
+        }
+    }
+
+    /// Moves the buffer out (to a task that may never give it back), leaving its current bytes
+    /// and whether they changed: what is left is the same body.
+    pub fn take_leaving_bytes(&mut self) -> BodyBuf {
+        let bytes = self.bytes();
+        let left = BodyBuf {
+            bytes,
+            changed: self.changed,
+            ..BodyBuf::default()
+        };
+        std::mem::replace(self, left)
+    }
+
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -205,6 +236,46 @@ mod tests {
         remove(&mut v, &path("$.a.b"));
         remove(&mut v, &path("$.nope.x"));
         assert_eq!(v["a"], json!({"c": {"d": "x"}}));
+    }
+
+    #[test]
+    fn a_lent_tree_is_used_and_handed_on_only_while_unchanged() {
+        let raw = Bytes::from_static(br#"{"model":"m","x":1}"#);
+        // A tree that differs from the bytes shows which one a read used.
+        let tree = json!({"model": "from-tree"}).as_object().cloned();
+        let mut b = BodyBuf::with_tree(raw.clone(), tree);
+        assert_eq!(
+            b.json().expect("json")["model"],
+            "from-tree",
+            "not parsed again"
+        );
+        assert_eq!(b.bytes(), raw);
+        assert!(b.into_tree().is_some(), "an unchanged tree goes on");
+
+        let mut b = BodyBuf::with_tree(raw.clone(), None);
+        b.json_edit(|v| {
+            v["x"] = json!(2);
+            ((), true)
+        })
+        .expect("edit");
+        assert!(
+            b.into_tree().is_none(),
+            "a changed tree is not the body as received"
+        );
+    }
+
+    #[test]
+    fn taking_a_buffer_leaves_the_same_body() {
+        let mut b = BodyBuf::new(Bytes::from_static(br#"{"x":1}"#));
+        b.json_edit(|v| {
+            v["x"] = json!(2);
+            ((), true)
+        })
+        .expect("edit");
+        let taken = b.take_leaving_bytes();
+        assert!(b.changed(), "the change is remembered by what is left");
+        assert_eq!(&b.bytes()[..], br#"{"x":2}"#);
+        assert!(taken.changed());
     }
 
     #[test]

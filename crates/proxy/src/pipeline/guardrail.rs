@@ -77,21 +77,19 @@ async fn run(
     if buf.len() < BLOCKING_BODY_BYTES {
         return check(g, op, model, side, buf);
     }
-    let bytes = buf.bytes();
+    // The buffer (with its tree, if one was built) moves to the blocking pool and back; its
+    // bytes stay here too, so a lost task cannot lose the body.
+    let mut owned = buf.take_leaving_bytes();
     let g = g.clone();
     let model = model.map(str::to_string);
-    let (checked, rewritten) = tokio::task::spawn_blocking(move || {
-        let mut copy = BodyBuf::new(bytes);
-        let checked = check(&g, op, model.as_deref(), side, &mut copy)?;
-        let rewritten = copy.changed().then(|| copy.bytes());
-        Ok::<_, Failure>((checked, rewritten))
+    let (checked, owned) = tokio::task::spawn_blocking(move || {
+        let checked = check(&g, op, model.as_deref(), side, &mut owned);
+        (checked, owned)
     })
     .await
-    .map_err(|e| Failure::Error(format!("guardrail task failed: {e}")))??;
-    if let Some(b) = rewritten {
-        buf.set_bytes(b);
-    }
-    Ok(checked)
+    .map_err(|e| Failure::Error(format!("guardrail task failed: {e}")))?;
+    *buf = owned;
+    checked
 }
 
 fn decide(proxy: &Proxy, p: &Processor, g: &Guardrail, checked: &Checked) -> Verdict {

@@ -20,7 +20,7 @@ use crate::proxy::{Proxy, Runtime};
 /// What the response side needs from the request, captured before it was sent.
 pub struct ResponseWork {
     pub pipelines: Vec<Arc<Pipeline>>,
-    /// `{method, path, headers}` for response expressions.
+    /// `{method, path, headers}` for response expressions (`null` when no expression reads it).
     pub request: serde_json::Value,
     pub op: Option<Operation>,
     pub dialect: Option<Dialect>,

@@ -18,20 +18,25 @@ pub struct Decoded {
 }
 
 pub fn decode(d: &Decoding, body: Bytes) -> Result<Decoded, TranslateError> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| TranslateError::Response(format!("body is not JSON: {e}")))?;
-    let model = v.get("model").and_then(Value::as_str).map(str::to_string);
+    let not_json =
+        |e: serde_json::Error| TranslateError::Response(format!("body is not JSON: {e}"));
     if !d.translate {
-        let usage = match (d.wire, d.op) {
-            (_, Operation::CountTokens) => Usage::default(),
-            (Wire::Anthropic, _) => v
-                .get("usage")
-                .map(anthropic::usage_from_anthropic)
-                .unwrap_or_default(),
-            _ => v.get("usage").map(Usage::from_openai).unwrap_or_default(),
+        // Passed through as it came: only `model` and `usage` are built, the rest is checked
+        // and skipped.
+        let head = Head::read(&body).map_err(not_json)?;
+        let usage = match (d.wire, d.op, &head.usage) {
+            (_, Operation::CountTokens, _) | (_, _, None) => Usage::default(),
+            (Wire::Anthropic, _, Some(u)) => anthropic::usage_from_anthropic(u),
+            (_, _, Some(u)) => Usage::from_openai(u),
         };
-        return Ok(Decoded { body, usage, model });
+        return Ok(Decoded {
+            body,
+            usage,
+            model: head.model,
+        });
     }
+    let v: Value = serde_json::from_slice(&body).map_err(not_json)?;
+    let model = v.get("model").and_then(Value::as_str).map(str::to_string);
     let (hub, usage) = match d.wire {
         Wire::OpenAI => {
             let usage = v.get("usage").map(Usage::from_openai).unwrap_or_default();
@@ -53,6 +58,111 @@ pub fn decode(d: &Decoding, body: Bytes) -> Result<Decoded, TranslateError> {
     Ok(Decoded { body, usage, model })
 }
 
+/// The top-level `model` (when a string) and `usage` of an answer, as a `Value` of the same
+/// bytes would give them (a repeated key: its last value); any other JSON gives neither.
+#[derive(Default)]
+struct Head {
+    model: Option<String>,
+    usage: Option<Value>,
+}
+
+impl Head {
+    fn read(body: &[u8]) -> Result<Head, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let head = serde::Deserializer::deserialize_any(&mut de, HeadVisitor)?;
+        de.end()?;
+        Ok(head)
+    }
+}
+
+struct HeadVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HeadVisitor {
+    type Value = Head;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
+        let mut head = Head::default();
+        while let Some(key) = map.next_key::<HeadKey>()? {
+            match key {
+                HeadKey::Model => head.model = map.next_value::<ModelField>()?.0,
+                HeadKey::Usage => head.usage = Some(map.next_value()?),
+                HeadKey::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(head)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Head, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Head::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Head, E> {
+        Ok(Head::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Head, E> {
+        Ok(Head::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Head, E> {
+        Ok(Head::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Head, E> {
+        Ok(Head::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Head, E> {
+        Ok(Head::default())
+    }
+    fn visit_unit<E>(self) -> Result<Head, E> {
+        Ok(Head::default())
+    }
+}
+
+/// A top-level key, compared without being copied.
+enum HeadKey {
+    Model,
+    Usage,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for HeadKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<HeadKey, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = HeadKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<HeadKey, E> {
+                Ok(match key {
+                    "model" => HeadKey::Model,
+                    "usage" => HeadKey::Usage,
+                    _ => HeadKey::Other,
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// `model`'s value: kept when it is a string, like `Value::as_str`.
+struct ModelField(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for ModelField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ModelField, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(ModelField(match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        }))
+    }
+}
+
 /// The human message of a provider's error body, in whatever shape its API uses.
 pub fn provider_error_message(wire: Wire, body: &[u8]) -> String {
     let msg = match wire {
@@ -62,4 +172,50 @@ pub fn provider_error_message(wire: Wire, body: &[u8]) -> String {
         Wire::Gemini => gemini::error_message(body),
     };
     msg.chars().take(1000).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the whole-`Value` reading gives: the reference `Head::read` must agree with.
+    fn by_value(body: &str) -> Option<(Option<String>, Option<Value>)> {
+        let v: Value = serde_json::from_str(body).ok()?;
+        Some((
+            v.get("model").and_then(Value::as_str).map(str::to_string),
+            v.get("usage").cloned(),
+        ))
+    }
+
+    #[test]
+    fn head_reads_model_and_usage_as_a_value_would() {
+        let bodies = [
+            r#"{"id":"x","model":"gpt-4o","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+            r#"{"usage":{"input_tokens":1},"model":"a","usage":{"input_tokens":2},"model":"b"}"#,
+            r#"{"model":7,"usage":null}"#,
+            r#"{"mod\u0065l":"escaped-key","nested":{"model":"inner"}}"#,
+            r#"{"model":"\u00e9t\u00e9"}"#,
+            r#"[{"model":"in-array"}]"#,
+            r#""just a string""#,
+            r#"12.5e3"#,
+            r#"{}"#,
+        ];
+        for body in bodies {
+            let head = Head::read(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(Some((head.model, head.usage)), by_value(body), "{body}");
+        }
+    }
+
+    #[test]
+    fn head_refuses_what_is_not_json() {
+        for body in [
+            r#"{"model":"a""#,
+            r#"{"model":"a"} trailing"#,
+            "",
+            "{model:1}",
+        ] {
+            assert!(Head::read(body.as_bytes()).is_err(), "{body}");
+            assert!(by_value(body).is_none(), "{body}");
+        }
+    }
 }

@@ -72,7 +72,21 @@ impl RateHeaders {
 /// rounded up (a client that waits that long finds the bucket full).
 pub fn format_reset(d: Duration) -> String {
     if d < Duration::from_secs(1) {
-        return format!("{}ms", d.as_micros().div_ceil(1000));
+        // The common case on every answer: no formatting machinery.
+        let ms = d.as_micros().div_ceil(1000);
+        if ms >= 1000 {
+            return format!("{ms}ms");
+        }
+        let mut s = String::with_capacity(5);
+        if ms >= 100 {
+            s.push(char::from(b'0' + (ms / 100) as u8));
+        }
+        if ms >= 10 {
+            s.push(char::from(b'0' + (ms / 10 % 10) as u8));
+        }
+        s.push(char::from(b'0' + (ms % 10) as u8));
+        s.push_str("ms");
+        return s;
     }
     let secs = d.as_micros().div_ceil(1_000_000);
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
@@ -100,6 +114,9 @@ mod tests {
     fn resets_read_like_openai() {
         assert_eq!(format_reset(Duration::ZERO), "0ms");
         assert_eq!(format_reset(Duration::from_micros(19_001)), "20ms");
+        assert_eq!(format_reset(Duration::from_micros(7)), "1ms");
+        assert_eq!(format_reset(Duration::from_millis(105)), "105ms");
+        assert_eq!(format_reset(Duration::from_micros(999_999)), "1000ms");
         assert_eq!(format_reset(Duration::from_millis(1000)), "1s");
         assert_eq!(format_reset(Duration::from_millis(1001)), "2s");
         assert_eq!(format_reset(Duration::from_secs(360)), "6m0s");

@@ -225,6 +225,40 @@ pub struct Meter {
     pub scale: Scale,
 }
 
+/// Scales of the limits this thread used last. A scale is a pure function of its limit, and a
+/// gateway has a handful of distinct limits, while deriving one takes a few 64-bit divisions per
+/// candidate tick on every call.
+const SCALE_MEMO: usize = 16;
+
+thread_local! {
+    static SCALES: std::cell::RefCell<([Option<(Limit, Scale)>; SCALE_MEMO], usize)> =
+        const { std::cell::RefCell::new(([None; SCALE_MEMO], 0)) };
+}
+
+/// [`Scale::new`], remembered per thread (errors are not remembered: they are config mistakes
+/// reported once).
+fn remembered_scale(limit: &Limit) -> Result<Scale, StoreError> {
+    let known = SCALES.with(|memo| {
+        memo.borrow()
+            .0
+            .iter()
+            .flatten()
+            .find(|(l, _)| l == limit)
+            .map(|(_, s)| *s)
+    });
+    if let Some(scale) = known {
+        return Ok(scale);
+    }
+    let scale = Scale::new(limit)?;
+    SCALES.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let (slots, next) = &mut *memo;
+        slots[*next] = Some((*limit, scale));
+        *next = (*next + 1) % SCALE_MEMO;
+    });
+    Ok(scale)
+}
+
 /// Check the limits of one call. The same `(amount, period)` twice is
 /// [`StoreError::Invalid`]: both would be one stored bucket, charged twice per reservation.
 pub fn meters(limits: &[Limit]) -> Result<Vec<Meter>, StoreError> {
@@ -237,7 +271,7 @@ pub fn meters(limits: &[Limit]) -> Result<Vec<Meter>, StoreError> {
         }
         meters.push(Meter {
             limit: *limit,
-            scale: Scale::new(limit)?,
+            scale: remembered_scale(limit)?,
         });
     }
     Ok(meters)

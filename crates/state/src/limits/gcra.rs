@@ -230,8 +230,11 @@ pub struct Meter {
 /// candidate tick on every call.
 const SCALE_MEMO: usize = 16;
 
+/// The remembered scales, and the slot the next one goes to.
+type ScaleMemo = ([Option<(Limit, Scale)>; SCALE_MEMO], usize);
+
 thread_local! {
-    static SCALES: std::cell::RefCell<([Option<(Limit, Scale)>; SCALE_MEMO], usize)> =
+    static SCALES: std::cell::RefCell<ScaleMemo> =
         const { std::cell::RefCell::new(([None; SCALE_MEMO], 0)) };
 }
 

@@ -56,7 +56,16 @@ fn measure(dir: &TempDir, url: &str, body: &str) -> Output {
     Command::new(BIN)
         .args(["measure", "--url", url, "--body-file"])
         .arg(&file)
-        .args(["--requests", "5", "--warmup", "1", "--header", "x-test: 1"])
+        .args([
+            "--requests",
+            "5",
+            "--warmup",
+            "1",
+            "--header",
+            "x-test: 1",
+            "--samples",
+        ])
+        .arg(dir.path().join("samples.csv"))
         .output()
         .expect("run ttfb-bench measure")
 }
@@ -96,6 +105,9 @@ fn measures_a_stream_from_its_upstream() {
         "{line}"
     );
     assert!(line.contains("requests=5 reconnects=0"), "{line}");
+    let samples = std::fs::read_to_string(dir.path().join("samples.csv")).expect("samples");
+    assert_eq!(samples.lines().count(), 1 + 5, "{samples}");
+    assert!(samples.starts_with("ttfb_us,first_text_us,total_us\n"));
 
     // A non-streaming request gets a chat.completion, which is not a stream.
     let out = measure(&dir, &url, r#"{"model":"m","messages":[]}"#);

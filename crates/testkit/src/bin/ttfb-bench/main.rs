@@ -3,7 +3,7 @@
 //! ```text
 //! ttfb-bench upstream --listen 127.0.0.1:18483 [--gap-ms 20] [--chunks 8]
 //! ttfb-bench measure --url http://127.0.0.1:18480/v1/chat/completions --body-file body.json \
-//!     [--requests 2000] [--warmup 200] [--header 'k: v']...
+//!     [--requests 2000] [--warmup 200] [--header 'k: v']... [--samples FILE]
 //! ```
 //!
 //! `upstream` is an OpenAI Chat Completions server that streams like a model does: the role chunk
@@ -39,7 +39,7 @@ impl<T, E: Display> Context<T> for std::result::Result<T, E> {
 
 const USAGE: &str = "usage:
   ttfb-bench upstream --listen ADDR [--gap-ms 20] [--chunks 8]
-  ttfb-bench measure --url http://HOST:PORT/PATH --body-file FILE [--requests 2000] [--warmup 200] [--header 'name: value']...";
+  ttfb-bench measure --url http://HOST:PORT/PATH --body-file FILE [--requests 2000] [--warmup 200] [--header 'name: value']... [--samples FILE.csv]";
 
 /// Command-line flags after the mode: `--name value` or `--name=value`; repeatable.
 struct Flags {
@@ -123,7 +123,14 @@ fn run(args: &[String]) -> Result<()> {
         Some("measure") => {
             let flags = Flags::parse(
                 &args[1..],
-                &["--url", "--body-file", "--requests", "--warmup", "--header"],
+                &[
+                    "--url",
+                    "--body-file",
+                    "--requests",
+                    "--warmup",
+                    "--header",
+                    "--samples",
+                ],
             )?;
             let body_file = flags.required("--body-file")?;
             let config = measure::Config {
@@ -136,6 +143,7 @@ fn run(args: &[String]) -> Result<()> {
                     .into_iter()
                     .map(String::from)
                     .collect(),
+                samples: flags.last("--samples").map(std::path::PathBuf::from),
             };
             measure::run(&config)
         }

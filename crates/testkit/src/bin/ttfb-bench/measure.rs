@@ -32,6 +32,8 @@ pub struct Config {
     pub warmup: usize,
     /// `name: value`.
     pub headers: Vec<String>,
+    /// Where to write every measured request's times (CSV, microseconds), for histograms.
+    pub samples: Option<std::path::PathBuf>,
 }
 
 struct Target {
@@ -372,6 +374,19 @@ pub fn run(config: &Config) -> Result<()> {
                 .context(format_args!("{}: request {}", config.url, i + 1))?,
         );
     }
+    if let Some(path) = &config.samples {
+        let mut csv = String::from("ttfb_us,first_text_us,total_us\n");
+        for s in &samples {
+            let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
+            csv.push_str(&format!(
+                "{:.1},{:.1},{:.1}\n",
+                us(s.ttfb),
+                us(s.first_text),
+                us(s.total)
+            ));
+        }
+        std::fs::write(path, csv).context(format_args!("writing {}", path.display()))?;
+    }
     let series = |pick: fn(&Sample) -> Duration| {
         let mut values: Vec<Duration> = samples.iter().map(pick).collect();
         values.sort_unstable();
@@ -456,6 +471,7 @@ data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\n: comment\n\ndata:
             requests: 1,
             warmup: 0,
             headers: vec!["X-Test: yes".into()],
+            samples: None,
         };
         let t = parse_url("http://localhost:1/p").expect("valid");
         let request = String::from_utf8(build_request(&t, &config).expect("valid")).expect("utf-8");

@@ -2,12 +2,25 @@
 # Payload-processing benchmark: what a pipeline of one InProcess processor (the model header from
 # the body, PreRouting) and one Guardrail (PII, secrets and prompt injection on the request; a
 # Window output guardrail on streamed answers) adds to a typical ~2 KB chat request, against the
-# same AI route with no processors. One sluice process serves both Gateways.
+# same AI route with no processors. One sluice process serves all the Gateways.
 #
-#   bench/payload.sh                   # full run (~2 minutes), prints a markdown table
+# Time to first byte is measured directly by `ttfb-bench` (crates/testkit/src/bin/ttfb-bench):
+# its upstream streams an OpenAI chat answer slowly (the role chunk at once, then TTFB_CHUNKS text
+# chunks TTFB_GAP_MS apart), and its client sends TTFB_REQUESTS requests one after another over one
+# connection, timing the first byte of the body, the first event with text and the end of the
+# stream. It runs against three Gateways: `plain` (no processors), `window` (only a Window output
+# guardrail: what the floor names) and `pipeline` (everything above).
+#
+#   bench/payload.sh                   # full run, prints a markdown table; the wrk part takes ~2
+#                                      # minutes, the TTFB part ~3 x ROUNDS x (TTFB_REQUESTS +
+#                                      # TTFB_WARMUP) x (TTFB_CHUNKS x TTFB_GAP_MS): ~3 min by default
 #   DURATION=5s ROUNDS=3 bench/payload.sh
+#   DURATION=1s ROUNDS=1 TTFB_REQUESTS=200 TTFB_WARMUP=20 bench/payload.sh   # functional check
+#   PORT_BASE=18580 bench/payload.sh   # ports PORT_BASE..PORT_BASE+4 and +10 (default 18480)
+#   TTFB_SAMPLES_DIR=/tmp/ttfb bench/payload.sh   # keep every request's times (tp/tw/tq-roundN.csv)
 #
-# Layout as bench/ai.sh: sluice on core 0, upstream nginx and wrk on core 1.
+# Layout as bench/ai.sh: sluice on core 0; upstream nginx, the ttfb-bench upstream, wrk and the
+# ttfb-bench client on core 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -16,10 +29,27 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-UPSTREAM_PORT=18481
-PLAIN_PORT=18480
-PIPELINE_PORT=18482
-ADMIN=127.0.0.1:18490
+TTFB_REQUESTS=${TTFB_REQUESTS:-2000}
+TTFB_WARMUP=${TTFB_WARMUP:-200}
+# 2 ms between events is far above what processing adds (tens of µs), so the first byte is
+# always timed before the next event arrives, and a run stays short.
+TTFB_GAP_MS=${TTFB_GAP_MS:-2}
+TTFB_CHUNKS=${TTFB_CHUNKS:-4}
+TTFB_SAMPLES_DIR=${TTFB_SAMPLES_DIR:-} # when set, every request's times go there as CSV
+[ -z "$TTFB_SAMPLES_DIR" ] || mkdir -p "$TTFB_SAMPLES_DIR"
+PORT_BASE=${PORT_BASE:-18480}
+PLAIN_PORT=$PORT_BASE
+UPSTREAM_PORT=$((PORT_BASE + 1))
+PIPELINE_PORT=$((PORT_BASE + 2))
+SLOW_PORT=$((PORT_BASE + 3))
+WINDOW_PORT=$((PORT_BASE + 4))
+ADMIN=127.0.0.1:$((PORT_BASE + 10))
+for port in "$PLAIN_PORT" "$UPSTREAM_PORT" "$PIPELINE_PORT" "$SLOW_PORT" "$WINDOW_PORT" "${ADMIN#*:}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (another benchmark?); stop it or set PORT_BASE" >&2
+    exit 1
+  fi
+done
 work=$(mktemp -d /tmp/sluice-ppbench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -27,7 +57,9 @@ trap cleanup EXIT
 
 install_missing wrk:wrk nginx:nginx-light
 cargo build --release -p sluice >&2
+cargo build --release -p sluice-testkit --bin ttfb-bench >&2
 bin=target/release/sluice
+tb=target/release/ttfb-bench
 
 mkdir -p "$work/up"
 json='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Sure. Here is a short, plain answer with nothing sensitive in it."},"finish_reason":"stop"}],"usage":{"prompt_tokens":420,"completion_tokens":14,"total_tokens":434}}'
@@ -56,6 +88,9 @@ http {
 NGX
 taskset -c "$LOAD_CPU" nginx -c "$work/up/nginx.conf" -p "$work/up" &
 pids+=($!)
+taskset -c "$LOAD_CPU" "$tb" upstream --listen "127.0.0.1:$SLOW_PORT" \
+  --gap-ms "$TTFB_GAP_MS" --chunks "$TTFB_CHUNKS" >&2 &
+pids+=($!)
 
 gateway() { # NAME PORT
   cat <<YAML
@@ -75,6 +110,8 @@ spec:
   rules:
   - matches: [{headers: [{name: X-Gateway-Model-Name, value: gpt-4o-mini-stream}]}]
     backendRefs: [{group: sluice.dev, kind: AIBackend, name: sse}]
+  - matches: [{headers: [{name: X-Gateway-Model-Name, value: gpt-4o-mini-slow}]}]
+    backendRefs: [{group: sluice.dev, kind: AIBackend, name: slow}]
   - backendRefs: [{group: sluice.dev, kind: AIBackend, name: json}]
 ---
 YAML
@@ -82,6 +119,7 @@ YAML
 {
   gateway plain "$PLAIN_PORT"
   gateway pipeline "$PIPELINE_PORT"
+  gateway window "$WINDOW_PORT"
   cat <<YAML
 apiVersion: gateway.networking.k8s.io/v1alpha1
 kind: Backend
@@ -91,6 +129,23 @@ spec:
     type: IP
     ip: {address: 127.0.0.1}
     ports: [{number: $UPSTREAM_PORT, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha1
+kind: Backend
+metadata: {name: slow-upstream, namespace: default}
+spec:
+  destination:
+    type: IP
+    ip: {address: 127.0.0.1}
+    ports: [{number: $SLOW_PORT, protocol: HTTP}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: AIBackend
+metadata: {name: slow, namespace: default}
+spec:
+  provider: {type: OpenAI, openai: {pathPrefix: /v1}}
+  backendRef: {group: gateway.networking.k8s.io, kind: Backend, name: slow-upstream}
+  credentials: {env: BENCH_KEY}
 ---
 apiVersion: sluice.dev/v1alpha1
 kind: AIBackend
@@ -136,6 +191,23 @@ spec:
       secrets: [All]
       promptInjection: {threshold: 0.5}
       streaming: {mode: Window}
+---
+# What the time-to-first-byte floor names, and nothing else: a Window output guardrail.
+apiVersion: gateway.networking.k8s.io/v1alpha1
+kind: PayloadProcessor
+metadata: {name: window, namespace: default}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: Gateway, name: window}
+  phase: PostRouting
+  processors:
+  - name: output-window
+    type: Guardrail
+    guardrail:
+      applyTo: [Response]
+      pii: [All]
+      secrets: [All]
+      promptInjection: {threshold: 0.5}
+      streaming: {mode: Window}
 YAML
 } > "$work/sluice.yaml"
 BENCH_KEY=sk-bench taskset -c "$PROXY_CPU" "$bin" serve --config "$work/sluice.yaml" \
@@ -157,6 +229,8 @@ PY
 )
 body_sse=${body_json/\"gpt-4o-mini\"/\"gpt-4o-mini-stream\"}
 body_sse=${body_sse/\"temperature\"/\"stream\":true,\"temperature\"}
+body_slow=${body_sse/\"gpt-4o-mini-stream\"/\"gpt-4o-mini-slow\"}
+printf '%s' "$body_slow" > "$work/slow.json"
 bytes=${#body_json}
 for _ in $(seq 1 100); do curl -fsS "http://$ADMIN/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 for port in "$PLAIN_PORT" "$PIPELINE_PORT"; do
@@ -171,6 +245,19 @@ pii=${body_json/a short message/a short message to card 4111 1111 1111 1111}
   || { echo "the guardrail did not block" >&2; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PLAIN_PORT/v1/chat/completions" -d "$pii")" = 200 ] \
   || { echo "the plain Gateway refused" >&2; exit 1; }
+# Every Gateway reaches the slow upstream; the Window guardrail really watches the answer: the
+# ttfb-bench upstream puts a card number in the stream when the request says ttfb-bench-leak.
+for port in "$PLAIN_PORT" "$WINDOW_PORT" "$PIPELINE_PORT"; do
+  curl -fsS -N "http://127.0.0.1:$port/v1/chat/completions" -d "$body_slow" | grep -q '\[DONE\]' \
+    || { echo "gateway on $port does not stream from the slow upstream" >&2; exit 1; }
+done
+leak=${body_slow/a short message/a short message (ttfb-bench-leak)}
+leaked=$(curl -fsS -N "http://127.0.0.1:$PLAIN_PORT/v1/chat/completions" -d "$leak")
+[[ $leaked == *'4111 1111'*'[DONE]'* ]] \
+  || { echo "the slow upstream did not send the test card number: $leaked" >&2; exit 1; }
+blocked=$(curl -fsS -N "http://127.0.0.1:$WINDOW_PORT/v1/chat/completions" -d "$leak")
+[[ $blocked == *'"error"'* && $blocked != *'4111 1111'* && $blocked != *'[DONE]'* ]] \
+  || { echo "the Window guardrail did not end the stream before the card number: $blocked" >&2; exit 1; }
 
 for kind in json sse; do
   body_var="body_$kind"
@@ -185,8 +272,20 @@ run() { # name script port connections
   grep -q 'Requests/sec' "$work/$1.txt" || { echo "wrk failed: $(cat "$work/$1.txt")" >&2; exit 1; }
   ! grep -q 'Non-2xx' "$work/$1.txt" || { echo "non-2xx answers in run $1: $(cat "$work/$1.txt")" >&2; exit 1; }
 }
+ttfb() { # name port round
+  local samples=()
+  [ -z "$TTFB_SAMPLES_DIR" ] || samples=(--samples "$TTFB_SAMPLES_DIR/$1-round$3.csv")
+  taskset -c "$LOAD_CPU" "$tb" measure --url "http://127.0.0.1:$2/v1/chat/completions" \
+    --body-file "$work/slow.json" --requests "$TTFB_REQUESTS" --warmup "$TTFB_WARMUP" "${samples[@]}" \
+    > "$work/$1.ttfb" 2>&1 || { echo "ttfb-bench failed on $2: $(cat "$work/$1.ttfb")" >&2; exit 1; }
+}
+# A value from ttfb-bench's machine-readable line: tv NAME KEY.
+tv() { awk -v k="$2" '/^ttfb_p50_us=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$work/$1.ttfb"; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
+echo "time to first byte: 3 Gateways x $ROUNDS rounds x $((TTFB_REQUESTS + TTFB_WARMUP)) requests of ~$((TTFB_CHUNKS * TTFB_GAP_MS)) ms:" \
+  "about $(( 3 * ROUNDS * (TTFB_REQUESTS + TTFB_WARMUP) * (TTFB_CHUNKS * TTFB_GAP_MS + 1) / 60000 + 1 )) min" >&2
 run warm json "$PIPELINE_PORT" 8
-declare -a AJ AS RT
+declare -a AJ AS RT TW TP FW FP
 for r in $(seq 1 "$ROUNDS"); do
   run pj json "$PLAIN_PORT" 1
   run qj json "$PIPELINE_PORT" 1
@@ -198,12 +297,27 @@ for r in $(seq 1 "$ROUNDS"); do
   AS+=("$(awk -v a="$(to_us "$(pct qs 50%)")" -v b="$(to_us "$(pct ps 50%)")" 'BEGIN { printf "%.1f", a - b }')")
   RT+=("$(awk -v a="$(rps q32)" -v b="$(rps p32)" 'BEGIN { printf "%.3f", a / b }')")
   echo "round $r: p50 json plain $(pct pj 50%) pipeline $(pct qj 50%); sse plain $(pct ps 50%) pipeline $(pct qs 50%); 32 conns $(rps p32) vs $(rps q32) req/s" >&2
+  ttfb tp "$PLAIN_PORT" "$r"
+  ttfb tw "$WINDOW_PORT" "$r"
+  ttfb tq "$PIPELINE_PORT" "$r"
+  TW+=("$(minus "$(tv tw ttfb_p50_us)" "$(tv tp ttfb_p50_us)")")
+  TP+=("$(minus "$(tv tq ttfb_p50_us)" "$(tv tp ttfb_p50_us)")")
+  FW+=("$(minus "$(tv tw first_text_p50_us)" "$(tv tp first_text_p50_us)")")
+  FP+=("$(minus "$(tv tq first_text_p50_us)" "$(tv tp first_text_p50_us)")")
+  echo "round $r: time to first byte p50/p99 (µs) plain $(tv tp ttfb_p50_us)/$(tv tp ttfb_p99_us)" \
+    "window $(tv tw ttfb_p50_us)/$(tv tw ttfb_p99_us) pipeline $(tv tq ttfb_p50_us)/$(tv tq ttfb_p99_us);" \
+    "first text p50 plain $(tv tp first_text_p50_us) window $(tv tw first_text_p50_us) pipeline $(tv tq first_text_p50_us)" >&2
 done
 echo "| Payload pipeline on a $bytes-byte chat request (median of $ROUNDS interleaved rounds) | added |"
 echo "|---|---|"
 echo "| p50 latency added, non-streaming, 1 connection (InProcess + request Guardrail + response Guardrail) | $(median "${AJ[@]}") µs |"
 echo "| p50 latency added, streaming, 1 connection (+ Window output guardrail over the whole short stream) | $(median "${AS[@]}") µs |"
 echo "| throughput with the pipeline / without, 32 connections | $(median "${RT[@]}") |"
+echo "| time to first byte added by a Window output guardrail (p50), 1 connection | $(median "${TW[@]}") µs |"
+echo "| time to first byte added by the full pipeline (p50), 1 connection | $(median "${TP[@]}") µs |"
+echo "| first text added by a Window output guardrail (p50) | $(median "${FW[@]}") µs |"
 echo
 echo "Per round (µs, non-streaming): ${AJ[*]}; streaming: ${AS[*]}"
+echo "Per round (µs): first byte added, window: ${TW[*]}; pipeline: ${TP[*]}; first text added, window: ${FW[*]}; pipeline: ${FP[*]}"
+echo "Time to first byte: ttfb-bench, $TTFB_REQUESTS requests (+$TTFB_WARMUP warm-up) per Gateway and round, $TTFB_CHUNKS text chunks $TTFB_GAP_MS ms apart"
 echo "${DURATION} per run; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

@@ -68,8 +68,14 @@ struct Head {
 
 impl Head {
     fn read(body: &[u8]) -> Result<Head, serde_json::Error> {
+        let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !is_object {
+            // Checked as JSON all the same; it has neither field.
+            serde_json::from_slice::<serde::de::IgnoredAny>(body)?;
+            return Ok(Head::default());
+        }
         let mut de = serde_json::Deserializer::from_slice(body);
-        let head = serde::Deserializer::deserialize_any(&mut de, HeadVisitor)?;
+        let head = serde::Deserializer::deserialize_map(&mut de, HeadVisitor)?;
         de.end()?;
         Ok(head)
     }
@@ -81,7 +87,7 @@ impl<'de> serde::de::Visitor<'de> for HeadVisitor {
     type Value = Head;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
+        f.write_str("a JSON object")
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
@@ -96,30 +102,6 @@ impl<'de> serde::de::Visitor<'de> for HeadVisitor {
             }
         }
         Ok(head)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Head, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Head::default())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Head, E> {
-        Ok(Head::default())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Head, E> {
-        Ok(Head::default())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Head, E> {
-        Ok(Head::default())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Head, E> {
-        Ok(Head::default())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Head, E> {
-        Ok(Head::default())
-    }
-    fn visit_unit<E>(self) -> Result<Head, E> {
-        Ok(Head::default())
     }
 }
 

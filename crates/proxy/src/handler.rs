@@ -600,17 +600,12 @@ impl Proxy {
         let mut buf: Option<BodyBuf> = None;
         let mut body_too_large = None;
         if pipeline.needs_request_body() {
-            match intake.as_ref().and_then(|i| i.request.as_ref()) {
+            match intake.as_mut().and_then(|i| i.request.as_mut()) {
                 Some(r) if r.raw_len() > pipeline.max_body_bytes => {
                     body_too_large = Some(pipeline.max_body_bytes)
                 }
-                Some(_) => {
-                    // The tree the intake (or an earlier phase) built is reused, not rebuilt.
-                    if let Some(r) = intake.as_mut().and_then(|i| i.request.as_mut()) {
-                        let bytes = r.bytes();
-                        buf = Some(BodyBuf::with_tree(bytes, r.lend_tree()));
-                    }
-                }
+                // The tree the intake (or an earlier phase) built is reused, not rebuilt.
+                Some(r) => buf = Some(BodyBuf::with_tree(r.bytes(), r.lend_tree())),
                 None => {
                     let incoming = std::mem::replace(req.body_mut(), body::empty());
                     match body::collect_or_spill(incoming, pipeline.max_body_bytes).await {
@@ -678,13 +673,11 @@ impl Proxy {
                 }
             }
             incoming = body::full(bytes);
-            if !buf.changed() {
-                if let (Some(r), Some(tree)) = (
-                    intake.as_mut().and_then(|i| i.request.as_mut()),
-                    buf.into_tree(),
-                ) {
-                    r.return_tree(tree);
-                }
+            if let (Some(r), Some(tree)) = (
+                intake.as_mut().and_then(|i| i.request.as_mut()),
+                buf.into_tree(),
+            ) {
+                r.return_tree(tree);
             }
         }
         *req = Request::from_parts(parts, incoming);

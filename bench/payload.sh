@@ -11,9 +11,11 @@
 # stream. It runs against three Gateways: `plain` (no processors), `window` (only a Window output
 # guardrail: what the floor names) and `pipeline` (everything above).
 #
-#   bench/payload.sh                   # full run, prints a markdown table; the wrk part takes ~2
-#                                      # minutes, the TTFB part ~3 x ROUNDS x (TTFB_REQUESTS +
-#                                      # TTFB_WARMUP) x (TTFB_CHUNKS x TTFB_GAP_MS): ~3 min by default
+#   bench/payload.sh                   # full run, prints a markdown table; the wrk part takes
+#                                      # 6 x ROUNDS x DURATION (3 min by default), the TTFB part
+#                                      # ~3 x ROUNDS x (TTFB_REQUESTS + TTFB_WARMUP) x TTFB_CHUNKS x
+#                                      # (TTFB_GAP_MS + 1) (the timer rounds each gap up to the next
+#                                      # millisecond): ~4 min by default, plus the release build
 #   DURATION=5s ROUNDS=3 bench/payload.sh
 #   DURATION=1s ROUNDS=1 TTFB_REQUESTS=200 TTFB_WARMUP=20 bench/payload.sh   # functional check
 #   PORT_BASE=18580 bench/payload.sh   # ports PORT_BASE..PORT_BASE+4 and +10 (default 18480)
@@ -222,6 +224,8 @@ turns = [
     {"role": "user", "content": "We have a pallet that left the Rotterdam depot on Tuesday and the carrier says it is delayed at the border. What are our options for rerouting it, and who needs to approve the extra cost?"},
     {"role": "assistant", "content": "Rerouting after departure needs the consent of the carrier and a change order. Under section 4.2 of the transport policy, changes that add more than ten percent to the freight cost need approval from the regional operations lead. Do you know the current estimated delay?"},
     {"role": "user", "content": "The carrier estimates two days. The customer is waiting for the goods for a product launch, so the delay matters. Can you draft a short message to the operations lead that explains the situation, the options you mentioned, and asks for a decision by the end of the day?"},
+    {"role": "assistant", "content": "Here is a draft. Subject: decision needed today on the delayed Rotterdam pallet. The pallet that left the Rotterdam depot on Tuesday is held at the border, and the carrier expects a two-day delay. The customer needs the goods for a product launch. We can wait for the carrier, reroute through another crossing with the consent of the carrier, or send a replacement pallet by express. Rerouting and express both add more than ten percent to the freight cost, so section 4.2 needs your approval. Could you decide by the end of the day?"},
+    {"role": "user", "content": "That works. Please make it a little more formal, add the shipment reference as a placeholder, and mention that the express option also needs a check of the stock at the depot before we can promise a date to the customer."},
 ]
 body = {"model": "gpt-4o-mini", "messages": turns, "max_tokens": 256, "temperature": 0.2}
 print(json.dumps(body, separators=(",", ":")))
@@ -283,7 +287,7 @@ ttfb() { # name port round
 tv() { awk -v k="$2" '/^ttfb_p50_us=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$work/$1.ttfb"; }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 echo "time to first byte: 3 Gateways x $ROUNDS rounds x $((TTFB_REQUESTS + TTFB_WARMUP)) requests of ~$((TTFB_CHUNKS * TTFB_GAP_MS)) ms:" \
-  "about $(( 3 * ROUNDS * (TTFB_REQUESTS + TTFB_WARMUP) * (TTFB_CHUNKS * TTFB_GAP_MS + 1) / 60000 + 1 )) min" >&2
+  "about $(( 3 * ROUNDS * (TTFB_REQUESTS + TTFB_WARMUP) * (TTFB_CHUNKS * (TTFB_GAP_MS + 1) + 1) / 60000 + 1 )) min" >&2
 run warm json "$PIPELINE_PORT" 8
 declare -a AJ AS RT TW TP FW FP
 for r in $(seq 1 "$ROUNDS"); do

@@ -30,6 +30,7 @@
 pub mod anthropic;
 pub mod api;
 pub mod bedrock;
+pub mod delta;
 pub mod error;
 pub mod errors;
 pub mod gemini;

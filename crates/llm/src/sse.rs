@@ -93,7 +93,11 @@ impl Parser {
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Valid UTF-8 is the rule: checking it whole is much faster than the lossy decoder.
+        let value = match std::str::from_utf8(value) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match name {
             b"data" => {
                 if self.has_data {

@@ -7,6 +7,7 @@
 //! A block ends the stream with a terminal error event in the client's dialect and no `[DONE]`;
 //! what was held is never sent. Redaction rewrites the held events' deltas before release.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,12 +25,10 @@ use super::FindingLabels;
 use crate::body::{Body, BoxError};
 use crate::metrics::{Label, Metrics};
 
-/// One event held by the window: as received, plus its parsed data when it carries text.
+/// One event held by the window, as received, with the text delta it carried (if any).
 struct Held {
     event: Option<String>,
     data: String,
-    /// The parsed data of an event with a text delta, to rewrite when redacted.
-    parsed: Option<Value>,
     original_text: String,
 }
 
@@ -87,25 +86,23 @@ impl GuardedStream {
     }
 
     fn on_event(&mut self, ev: sse::Event) {
-        let mut parsed: Option<Value> = None;
-        let mut text = String::new();
-        if ev.data != "[DONE]" {
-            if let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) {
-                if let Some(delta) =
-                    sluice_llm::texts::stream_delta_mut(self.op, ev.event.as_deref(), &mut v)
-                {
-                    text = delta.clone();
-                    parsed = Some(v);
-                }
-            }
-        }
-        let held = Held {
-            event: ev.event,
-            data: ev.data,
-            parsed,
-            original_text: text.clone(),
+        // The text is read without building the event (see `sluice_llm::delta`); an event is
+        // parsed whole again only if redaction rewrites its text.
+        let text = if ev.data == "[DONE]" {
+            String::new()
+        } else {
+            sluice_llm::delta::stream_delta_text(self.op, ev.event.as_deref(), &ev.data)
+                .map(Cow::into_owned)
+                .unwrap_or_default()
         };
-        let step = self.window.push(held, &text);
+        let step = self.window.push(
+            Held {
+                event: ev.event,
+                data: ev.data,
+                original_text: text.clone(),
+            },
+            &text,
+        );
         self.apply(step);
     }
 
@@ -146,17 +143,17 @@ impl GuardedStream {
     }
 
     fn render(&self, held: Held, text: String) -> Bytes {
-        match held.parsed {
-            Some(mut v) if text != held.original_text => {
+        if text != held.original_text {
+            if let Ok(mut v) = serde_json::from_str::<Value>(&held.data) {
                 if let Some(delta) =
                     sluice_llm::texts::stream_delta_mut(self.op, held.event.as_deref(), &mut v)
                 {
                     *delta = text;
+                    return sse::encode(held.event.as_deref(), &v.to_string());
                 }
-                sse::encode(held.event.as_deref(), &v.to_string())
             }
-            _ => sse::encode(held.event.as_deref(), &held.data),
         }
+        sse::encode(held.event.as_deref(), &held.data)
     }
 
     /// Ends the answer with a terminal error event in the client's dialect (no `[DONE]`).

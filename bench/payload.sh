@@ -19,7 +19,7 @@
 #   DURATION=5s ROUNDS=3 bench/payload.sh
 #   DURATION=1s ROUNDS=1 TTFB_REQUESTS=200 TTFB_WARMUP=20 bench/payload.sh   # functional check
 #   PORT_BASE=18580 bench/payload.sh   # ports PORT_BASE..PORT_BASE+4 and +10 (default 18480)
-#   TTFB_SAMPLES_DIR=/tmp/ttfb bench/payload.sh   # keep every request's times (tp/tw/tq-roundN.csv)
+#   TTFB_SAMPLES_DIR=/tmp/ttfb bench/payload.sh   # keep every request's times (tp/tw/tq-roundR-S.csv)
 #
 # Layout as bench/ai.sh: sluice on core 0; upstream nginx, the ttfb-bench upstream, wrk and the
 # ttfb-bench client on core 1.
@@ -37,6 +37,12 @@ TTFB_WARMUP=${TTFB_WARMUP:-200}
 # always timed before the next event arrives, and a run stays short.
 TTFB_GAP_MS=${TTFB_GAP_MS:-2}
 TTFB_CHUNKS=${TTFB_CHUNKS:-4}
+# Each round measures the three Gateways in TTFB_SLICES interleaved slices (plain, window, pipeline,
+# plain, ...) and compares each slice with the plain run just before it: this VM's speed drifts
+# within seconds, and the differences are tens of µs on a base of hundreds.
+TTFB_SLICES=${TTFB_SLICES:-5}
+SLICE_REQUESTS=$(( (TTFB_REQUESTS + TTFB_SLICES - 1) / TTFB_SLICES ))
+SLICE_WARMUP=$(( (TTFB_WARMUP + TTFB_SLICES - 1) / TTFB_SLICES ))
 TTFB_SAMPLES_DIR=${TTFB_SAMPLES_DIR:-} # when set, every request's times go there as CSV
 [ -z "$TTFB_SAMPLES_DIR" ] || mkdir -p "$TTFB_SAMPLES_DIR"
 PORT_BASE=${PORT_BASE:-18480}
@@ -280,7 +286,7 @@ ttfb() { # name port round
   local samples=()
   [ -z "$TTFB_SAMPLES_DIR" ] || samples=(--samples "$TTFB_SAMPLES_DIR/$1-round$3.csv")
   taskset -c "$LOAD_CPU" "$tb" measure --url "http://127.0.0.1:$2/v1/chat/completions" \
-    --body-file "$work/slow.json" --requests "$TTFB_REQUESTS" --warmup "$TTFB_WARMUP" "${samples[@]}" \
+    --body-file "$work/slow.json" --requests "$SLICE_REQUESTS" --warmup "$SLICE_WARMUP" "${samples[@]}" \
     > "$work/$1.ttfb" 2>&1 || { echo "ttfb-bench failed on $2: $(cat "$work/$1.ttfb")" >&2; exit 1; }
 }
 # A value from ttfb-bench's machine-readable line: tv NAME KEY.
@@ -301,27 +307,30 @@ for r in $(seq 1 "$ROUNDS"); do
   AS+=("$(awk -v a="$(to_us "$(pct qs 50%)")" -v b="$(to_us "$(pct ps 50%)")" 'BEGIN { printf "%.1f", a - b }')")
   RT+=("$(awk -v a="$(rps q32)" -v b="$(rps p32)" 'BEGIN { printf "%.3f", a / b }')")
   echo "round $r: p50 json plain $(pct pj 50%) pipeline $(pct qj 50%); sse plain $(pct ps 50%) pipeline $(pct qs 50%); 32 conns $(rps p32) vs $(rps q32) req/s" >&2
-  ttfb tp "$PLAIN_PORT" "$r"
-  ttfb tw "$WINDOW_PORT" "$r"
-  ttfb tq "$PIPELINE_PORT" "$r"
-  TW+=("$(minus "$(tv tw ttfb_p50_us)" "$(tv tp ttfb_p50_us)")")
-  TP+=("$(minus "$(tv tq ttfb_p50_us)" "$(tv tp ttfb_p50_us)")")
-  FW+=("$(minus "$(tv tw first_text_p50_us)" "$(tv tp first_text_p50_us)")")
-  FP+=("$(minus "$(tv tq first_text_p50_us)" "$(tv tp first_text_p50_us)")")
-  echo "round $r: time to first byte p50/p99 (µs) plain $(tv tp ttfb_p50_us)/$(tv tp ttfb_p99_us)" \
-    "window $(tv tw ttfb_p50_us)/$(tv tw ttfb_p99_us) pipeline $(tv tq ttfb_p50_us)/$(tv tq ttfb_p99_us);" \
-    "first text p50 plain $(tv tp first_text_p50_us) window $(tv tw first_text_p50_us) pipeline $(tv tq first_text_p50_us)" >&2
+  slices=()
+  for sl in $(seq 1 "$TTFB_SLICES"); do
+    ttfb tp "$PLAIN_PORT" "$r-$sl"
+    ttfb tw "$WINDOW_PORT" "$r-$sl"
+    ttfb tq "$PIPELINE_PORT" "$r-$sl"
+    TW+=("$(minus "$(tv tw ttfb_p50_us)" "$(tv tp ttfb_p50_us)")")
+    TP+=("$(minus "$(tv tq ttfb_p50_us)" "$(tv tp ttfb_p50_us)")")
+    FW+=("$(minus "$(tv tw first_text_p50_us)" "$(tv tp first_text_p50_us)")")
+    FP+=("$(minus "$(tv tq first_text_p50_us)" "$(tv tp first_text_p50_us)")")
+    slices+=("$(tv tp ttfb_p50_us)/$(tv tw ttfb_p50_us)/$(tv tq ttfb_p50_us)")
+  done
+  echo "round $r: time to first byte p50 (µs) plain/window/pipeline per slice: ${slices[*]}" >&2
 done
 echo "| Payload pipeline on a $bytes-byte chat request (median of $ROUNDS interleaved rounds) | added |"
 echo "|---|---|"
 echo "| p50 latency added, non-streaming, 1 connection (InProcess + request Guardrail + response Guardrail) | $(median "${AJ[@]}") µs |"
 echo "| p50 latency added, streaming, 1 connection (+ Window output guardrail over the whole short stream) | $(median "${AS[@]}") µs |"
 echo "| throughput with the pipeline / without, 32 connections | $(median "${RT[@]}") |"
-echo "| time to first byte added by a Window output guardrail (p50), 1 connection | $(median "${TW[@]}") µs |"
-echo "| time to first byte added by the full pipeline (p50), 1 connection | $(median "${TP[@]}") µs |"
+echo "| time to first byte added by a Window output guardrail (p50), 1 connection, median of $(( ROUNDS * TTFB_SLICES )) slices | $(median "${TW[@]}") µs |"
+echo "| time to first byte added by the full pipeline (p50), 1 connection, median of $(( ROUNDS * TTFB_SLICES )) slices | $(median "${TP[@]}") µs |"
 echo "| first text added by a Window output guardrail (p50) | $(median "${FW[@]}") µs |"
 echo
 echo "Per round (µs, non-streaming): ${AJ[*]}; streaming: ${AS[*]}"
-echo "Per round (µs): first byte added, window: ${TW[*]}; pipeline: ${TP[*]}; first text added, window: ${FW[*]}; pipeline: ${FP[*]}"
-echo "Time to first byte: ttfb-bench, $TTFB_REQUESTS requests (+$TTFB_WARMUP warm-up) per Gateway and round, $TTFB_CHUNKS text chunks $TTFB_GAP_MS ms apart"
+echo "Per slice (µs): first byte added, window: ${TW[*]}; pipeline: ${TP[*]}"
+echo "Per slice (µs): first text added, window: ${FW[*]}; pipeline: ${FP[*]}"
+echo "Time to first byte: ttfb-bench, $TTFB_SLICES slices of $SLICE_REQUESTS requests (+$SLICE_WARMUP warm-up) per Gateway and round, $TTFB_CHUNKS text chunks $TTFB_GAP_MS ms apart"
 echo "${DURATION} per run; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

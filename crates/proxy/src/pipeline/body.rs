@@ -119,10 +119,30 @@ impl BodyBuf {
         Ok(r)
     }
 
+    /// The value at `path` (`None` when the body has none). Reads it straight from the bytes
+    /// while no tree was built: a processor that needs one field does not pay for the whole tree.
+    pub fn field(&mut self, path: &JsonPath) -> Result<Option<Value>, Failure> {
+        if self.json.is_none() {
+            if let Ok(text) = std::str::from_utf8(&self.bytes) {
+                return super::lookup::field(text, &path.steps).map_err(not_json);
+            }
+            // Not UTF-8: the tree's parse says why.
+        }
+        Ok(get(self.json()?, path).cloned())
+    }
+
+    /// The body as text, when no tree was built (a reader can then read the bytes without one)
+    /// and it is UTF-8.
+    pub fn untouched_text(&self) -> Option<&str> {
+        if self.json.is_some() {
+            return None;
+        }
+        std::str::from_utf8(&self.bytes).ok()
+    }
+
     fn parse(&mut self) -> Result<(), Failure> {
         if self.json.is_none() {
-            let v: Value = serde_json::from_slice(&self.bytes)
-                .map_err(|e| Failure::Error(format!("the body is not JSON: {e}")))?;
+            let v: Value = serde_json::from_slice(&self.bytes).map_err(not_json)?;
             self.json = Some(v);
         }
         Ok(())
@@ -133,6 +153,10 @@ impl BodyBuf {
         let bytes = self.bytes();
         String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+fn not_json(e: serde_json::Error) -> Failure {
+    Failure::Error(format!("the body is not JSON: {e}"))
 }
 
 /// The value at `path`, if there is one.

@@ -92,9 +92,8 @@ fn eval(expr: &ValueExpr, inputs: &mut Inputs<'_>, vars: &VarsFn<'_>) -> Result<
                 .body
                 .as_deref_mut()
                 .ok_or_else(|| Failure::Error("the request has no body".into()))?;
-            body::get(buf.json()?, path)
+            buf.field(path)?
                 .filter(|v| !v.is_null())
-                .cloned()
                 .ok_or_else(|| Failure::Error(format!("the body has no field {}", path.source)))
         }
         ValueExpr::Cel { expr, .. } => {
@@ -130,12 +129,9 @@ pub fn on_response(
                 let buf = body.as_deref_mut().ok_or_else(|| {
                     Failure::Error("a streamed answer has no body to read".into())
                 })?;
-                body::get(buf.json()?, path)
-                    .filter(|v| !v.is_null())
-                    .cloned()
-                    .ok_or_else(|| {
-                        Failure::Error(format!("the answer has no field {}", path.source))
-                    })
+                buf.field(path)?.filter(|v| !v.is_null()).ok_or_else(|| {
+                    Failure::Error(format!("the answer has no field {}", path.source))
+                })
             }
             // Request headers in a response expression: read from the request's snapshot.
             ValueExpr::Header(name) => request["headers"]

@@ -11,6 +11,7 @@ mod body;
 mod ext_proc;
 mod guardrail;
 mod in_process;
+mod lookup;
 mod response;
 pub(crate) mod stream_guard;
 mod webhook;

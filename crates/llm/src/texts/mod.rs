@@ -3,68 +3,113 @@
 //! message role (system, developer, user, assistant, tool), tool results and tool-call arguments;
 //! answers cover message content, tool-call arguments and completions; stream events cover the
 //! text deltas of each client dialect.
+//!
+//! The walk is written once, over [`Tree`]: a `serde_json::Value` (to rewrite) or a
+//! [`borrowed::Node`] (to read a body's texts without building a `Value`, see there).
+
+pub mod borrowed;
 
 use serde_json::Value;
 
 use crate::Operation;
 
+/// A JSON tree the walk can descend: objects by member, arrays by item, and strings.
+pub trait Tree: Sized {
+    /// A string of the tree, as the visitor sees it.
+    type Text;
+    /// The member `key` of an object (for a key given more than once, its last value, as
+    /// `serde_json` keeps it); `None` for anything else.
+    fn member(&mut self, key: &str) -> Option<&mut Self>;
+    /// The items of an array; `None` for anything else.
+    fn items(&mut self) -> Option<&mut [Self]>;
+    /// The string this is, to visit; `None` for anything else.
+    fn text(&mut self) -> Option<&mut Self::Text>;
+    /// The string this is, to compare.
+    fn as_str(&self) -> Option<&str>;
+}
+
+impl Tree for Value {
+    type Text = String;
+    fn member(&mut self, key: &str) -> Option<&mut Self> {
+        self.get_mut(key)
+    }
+    fn items(&mut self) -> Option<&mut [Self]> {
+        self.as_array_mut().map(Vec::as_mut_slice)
+    }
+    fn text(&mut self) -> Option<&mut String> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        Value::as_str(self)
+    }
+}
+
 /// Calls `f` on every text of a request body of `op` (as the client sent it).
 pub fn visit_request(op: Operation, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    walk_request(op, body, f)
+}
+
+/// Calls `f` on every text of a whole (non-streamed) answer, in the client's dialect of `op`.
+pub fn visit_response(op: Operation, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    walk_response(op, body, f)
+}
+
+/// The texts of a request body of `op`, in a fixed order (the order guardrail labels follow).
+fn walk_request<T: Tree>(op: Operation, body: &mut T, f: &mut dyn FnMut(&mut T::Text)) {
     match op {
         Operation::ChatCompletions => {
-            if let Some(msgs) = body.get_mut("messages").and_then(Value::as_array_mut) {
-                for m in msgs {
-                    visit_openai_message(m, f);
-                }
+            for m in items(body.member("messages")) {
+                visit_openai_message(m, f);
             }
         }
-        Operation::Completions => visit_strings(body.get_mut("prompt"), f),
-        Operation::Embeddings => visit_strings(body.get_mut("input"), f),
+        Operation::Completions => visit_strings(body.member("prompt"), f),
+        Operation::Embeddings => visit_strings(body.member("input"), f),
         Operation::Responses => {
-            visit_strings(body.get_mut("instructions"), f);
-            match body.get_mut("input") {
-                Some(Value::String(s)) => f(s),
-                Some(Value::Array(items)) => {
-                    for item in items {
+            visit_strings(body.member("instructions"), f);
+            if let Some(input) = body.member("input") {
+                if let Some(s) = input.text() {
+                    f(s);
+                } else {
+                    for item in items(Some(input)) {
                         visit_responses_item(item, f);
                     }
                 }
-                _ => {}
             }
         }
         Operation::Messages | Operation::CountTokens => {
-            visit_anthropic_content(body.get_mut("system"), f);
-            if let Some(msgs) = body.get_mut("messages").and_then(Value::as_array_mut) {
-                for m in msgs {
-                    visit_anthropic_content(m.get_mut("content"), f);
-                }
+            visit_anthropic_content(body.member("system"), f);
+            for m in items(body.member("messages")) {
+                visit_anthropic_content(m.member("content"), f);
             }
         }
         Operation::Models => {}
     }
 }
 
-/// Calls `f` on every text of a whole (non-streamed) answer, in the client's dialect of `op`.
-pub fn visit_response(op: Operation, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
+/// The texts of a whole answer in the client's dialect of `op`.
+fn walk_response<T: Tree>(op: Operation, body: &mut T, f: &mut dyn FnMut(&mut T::Text)) {
     match op {
         Operation::ChatCompletions => {
-            for c in array_mut(body, "choices") {
-                if let Some(m) = c.get_mut("message") {
+            for c in items(body.member("choices")) {
+                if let Some(m) = c.member("message") {
                     visit_openai_message(m, f);
                 }
             }
         }
         Operation::Completions => {
-            for c in array_mut(body, "choices") {
-                visit_strings(c.get_mut("text"), f);
+            for c in items(body.member("choices")) {
+                visit_strings(c.member("text"), f);
             }
         }
         Operation::Responses => {
-            for item in array_mut(body, "output") {
+            for item in items(body.member("output")) {
                 visit_responses_item(item, f);
             }
         }
-        Operation::Messages => visit_anthropic_content(body.get_mut("content"), f),
+        Operation::Messages => visit_anthropic_content(body.member("content"), f),
         Operation::Embeddings | Operation::Models | Operation::CountTokens => {}
     }
 }
@@ -122,77 +167,69 @@ fn string_mut(v: Option<&mut Value>) -> Option<&mut String> {
     }
 }
 
-fn array_mut<'a>(v: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
-    v.get_mut(key)
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
+/// The items of `v` when it is an array (none otherwise).
+fn items<T: Tree>(v: Option<&mut T>) -> std::slice::IterMut<'_, T> {
+    v.and_then(Tree::items).unwrap_or_default().iter_mut()
 }
 
 /// A string, or an array of strings (token arrays and other values are left alone).
-fn visit_strings(v: Option<&mut Value>, f: &mut dyn FnMut(&mut String)) {
-    match v {
-        Some(Value::String(s)) => f(s),
-        Some(Value::Array(items)) => {
-            for i in items {
-                if let Value::String(s) = i {
-                    f(s);
-                }
-            }
+fn visit_strings<T: Tree>(v: Option<&mut T>, f: &mut dyn FnMut(&mut T::Text)) {
+    let Some(v) = v else { return };
+    if let Some(s) = v.text() {
+        f(s);
+        return;
+    }
+    for i in items(Some(v)) {
+        if let Some(s) = i.text() {
+            f(s);
         }
-        _ => {}
+    }
+}
+
+/// A string, or text parts (`[{text}]`): OpenAI message and Responses item content.
+fn visit_content<T: Tree>(v: Option<&mut T>, f: &mut dyn FnMut(&mut T::Text)) {
+    let Some(v) = v else { return };
+    if let Some(s) = v.text() {
+        f(s);
+        return;
+    }
+    for p in items(Some(v)) {
+        visit_strings(p.member("text"), f);
     }
 }
 
 /// An OpenAI chat message: content (a string or text parts), refusal, tool-call arguments.
-fn visit_openai_message(m: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    match m.get_mut("content") {
-        Some(Value::String(s)) => f(s),
-        Some(Value::Array(parts)) => {
-            for p in parts {
-                visit_strings(p.get_mut("text"), f);
-            }
-        }
-        _ => {}
-    }
-    visit_strings(m.get_mut("refusal"), f);
-    for call in array_mut(m, "tool_calls") {
-        if let Some(func) = call.get_mut("function") {
-            visit_strings(func.get_mut("arguments"), f);
+fn visit_openai_message<T: Tree>(m: &mut T, f: &mut dyn FnMut(&mut T::Text)) {
+    visit_content(m.member("content"), f);
+    visit_strings(m.member("refusal"), f);
+    for call in items(m.member("tool_calls")) {
+        if let Some(func) = call.member("function") {
+            visit_strings(func.member("arguments"), f);
         }
     }
 }
 
 /// A Responses input or output item: a message (content string or parts), a function call's
 /// arguments, or a function call's output.
-fn visit_responses_item(item: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    match item.get_mut("content") {
-        Some(Value::String(s)) => f(s),
-        Some(Value::Array(parts)) => {
-            for p in parts {
-                visit_strings(p.get_mut("text"), f);
-            }
-        }
-        _ => {}
-    }
-    visit_strings(item.get_mut("arguments"), f);
-    visit_strings(item.get_mut("output"), f);
+fn visit_responses_item<T: Tree>(item: &mut T, f: &mut dyn FnMut(&mut T::Text)) {
+    visit_content(item.member("content"), f);
+    visit_strings(item.member("arguments"), f);
+    visit_strings(item.member("output"), f);
 }
 
 /// Anthropic content: a string or blocks (text, tool_result with its own content, tool_use
 /// input is JSON and left alone).
-fn visit_anthropic_content(v: Option<&mut Value>, f: &mut dyn FnMut(&mut String)) {
-    match v {
-        Some(Value::String(s)) => f(s),
-        Some(Value::Array(blocks)) => {
-            for b in blocks {
-                visit_strings(b.get_mut("text"), f);
-                if b.get("type").and_then(Value::as_str) == Some("tool_result") {
-                    visit_anthropic_content(b.get_mut("content"), f);
-                }
-            }
+fn visit_anthropic_content<T: Tree>(v: Option<&mut T>, f: &mut dyn FnMut(&mut T::Text)) {
+    let Some(v) = v else { return };
+    if let Some(s) = v.text() {
+        f(s);
+        return;
+    }
+    for b in items(Some(v)) {
+        visit_strings(b.member("text"), f);
+        if b.member("type").and_then(|t| t.as_str()) == Some("tool_result") {
+            visit_anthropic_content(b.member("content"), f);
         }
-        _ => {}
     }
 }
 

@@ -607,3 +607,84 @@ def test_buffer_mode_holds_the_whole_answer_and_monitor_holds_nothing(openai_sim
         got, err = stream_text_openai(c, "the launch is ready")
         assert err is None and got.endswith("the launch is ready")
         assert metric(gw, "sluice_guardrail_findings_total", detector="keyword:launch", action="monitor") == 1
+
+
+def test_webhook_judges_a_streamed_answer_whole_before_any_of_it_is_sent(openai_sim, anthropic_sim, moderation):
+    """A moderation service needs whole texts: a streamed answer is held, judged as one text (the
+    banned word arrives split across the simulator's word chunks), then replayed or refused in the
+    client's dialect before any event reached the client."""
+    anthropic_sim.api_key = ANTHROPIC_KEY
+    cfg = config(
+        backends(openai_sim.port, anthropic_sim.port),
+        webhook_processor(moderation.port, apply_to="[Response]"),
+    )
+    with Gateway(cfg) as gw:
+        c = client(gw)
+        chunks = list(
+            c.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}], stream=True
+            )
+        )
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert text == "Hello from openai! You said: hello there"
+        assert len([ch for ch in chunks if ch.choices and ch.choices[0].delta.content]) > 1, "replayed as a stream"
+        assert moderation.calls[-1]["input"] == [text], "judged as one text"
+
+        received = []
+        with pytest.raises(openai.BadRequestError) as e:
+            for ch in c.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "say zorblax now"}], stream=True
+            ):
+                received.append(ch)
+        assert received == [], "nothing of a refused answer reaches the client"
+        assert e.value.body["code"] == "content_blocked"
+        assert moderation.calls[-1]["input"] == ["Hello from openai! You said: say zorblax now"]
+
+        a = anthropic.Anthropic(base_url=gw.origin, api_key="client-key", max_retries=0)
+        with a.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "fine words"}]
+        ) as s:
+            assert "".join(s.text_stream) == "Hello from anthropic! You said: fine words"
+        with pytest.raises(anthropic.BadRequestError) as e:
+            with a.messages.stream(
+                model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "Zorblax!"}]
+            ) as s:
+                for _ in s.text_stream:
+                    pass
+        assert e.value.body["type"] == "error"
+        assert metric(gw, "sluice_guardrail_findings_total", detector="webhook:harassment", action="block") == 2
+
+
+@pytest.mark.parametrize("mode", ["FailClosed", "FailOpen"])
+def test_webhook_on_a_stream_too_long_to_hold_follows_the_failure_mode(openai_sim, moderation, mode):
+    """Over the pipeline's body limit a stream cannot be judged whole: FailClosed refuses it (502, the
+    client is not at fault), FailOpen passes it on whole, nothing of what was read lost."""
+    cfg = config(
+        backends(openai_sim.port),
+        backend_for("moderation", moderation.port),
+        processor(
+            f"""  maxBodyBytes: 600
+  processors:
+  - name: moderation
+    type: Webhook
+    failureMode: {mode}
+    webhook:
+      backendRef: {{group: gateway.networking.k8s.io, kind: Backend, name: moderation}}
+      applyTo: [Response]
+"""
+        ),
+    )
+    words = "one two three four five six seven eight nine ten eleven twelve"
+    with Gateway(cfg) as gw:
+        c = client(gw)
+        messages = [{"role": "user", "content": words}]
+        if mode == "FailClosed":
+            with pytest.raises(openai.APIStatusError) as e:
+                c.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+            assert e.value.status_code == 502
+            assert e.value.body["code"] == "response_too_large"
+        else:
+            stream = c.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+            text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+            assert text == f"Hello from openai! You said: {words}"
+        assert moderation.calls == [], "an answer that cannot be held is never judged in part"

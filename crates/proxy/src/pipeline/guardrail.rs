@@ -324,12 +324,24 @@ mod tests {
     /// (the borrowed reading): same labels, same verdict inputs.
     fn both_ways(g: &Guardrail, side: Side, body: Bytes) -> (Checked, Checked, BodyBuf) {
         let mut untouched = BodyBuf::new(body.clone());
-        let read = check(g, Some(Operation::ChatCompletions), None, side, &mut untouched)
-            .expect("a JSON body");
+        let read = check(
+            g,
+            Some(Operation::ChatCompletions),
+            None,
+            side,
+            &mut untouched,
+        )
+        .expect("a JSON body");
         let mut with_tree = BodyBuf::new(body);
         with_tree.json().expect("a JSON body");
-        let walked = check(g, Some(Operation::ChatCompletions), None, side, &mut with_tree)
-            .expect("a JSON body");
+        let walked = check(
+            g,
+            Some(Operation::ChatCompletions),
+            None,
+            side,
+            &mut with_tree,
+        )
+        .expect("a JSON body");
         (read, walked, untouched)
     }
 
@@ -354,8 +366,16 @@ mod tests {
         ]);
         let (read, walked, _) = both_ways(&g, Side::Request, body);
         assert_eq!(read.labels, walked.labels);
-        assert!(read.labels.iter().any(|l| l == "pii:email"), "{:?}", read.labels);
-        assert!(read.labels.iter().any(|l| l == "injection"), "{:?}", read.labels);
+        assert!(
+            read.labels.iter().any(|l| l == "pii:email"),
+            "{:?}",
+            read.labels
+        );
+        assert!(
+            read.labels.iter().any(|l| l == "injection"),
+            "{:?}",
+            read.labels
+        );
         assert!(read.unmaskable && walked.unmaskable);
 
         let answer = Bytes::from(
@@ -406,7 +426,10 @@ mod tests {
         let mut g = guardrail(GuardAction::Block);
         g.max_text_bytes = Some(10);
         let (read, walked, _) = both_ways(&g, Side::Request, chat(&["0123456", "789ab"]));
-        assert!(read.cap.is_some() && read.unmaskable, "12 bytes of text over 10");
+        assert!(
+            read.cap.is_some() && read.unmaskable,
+            "12 bytes of text over 10"
+        );
         assert_eq!(read.cap, walked.cap);
         g.max_text_bytes = Some(12);
         let (read, _, _) = both_ways(&g, Side::Request, chat(&["0123456", "789ab"]));

@@ -196,9 +196,11 @@ impl Proxy {
                         "a streamed answer of a non-inference API cannot be checked".into(),
                     )),
                 },
-                ProcessorKind::Webhook(_) => Err(Failure::Error(
-                    "a moderation webhook checks whole answers; this one is streamed".into(),
-                )),
+                ProcessorKind::Webhook(w) => {
+                    let (result, replay) = self.judge_whole_stream(p, w, work, body).await?;
+                    body = replay;
+                    result
+                }
                 ProcessorKind::ExtProcess(e) => {
                     let run =
                         self.ext_proc
@@ -212,5 +214,90 @@ impl Proxy {
             self.settle_outcome(p, "response", result, started)?;
         }
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// A moderation service judges whole texts, so a streamed answer is held whole (as a
+    /// Guardrail's Buffer mode holds it: nothing reaches the client before the verdict), its
+    /// text is judged, and the events are then replayed as they came. Returns the verdict and the
+    /// body to send on; only a stream that breaks while it is read is an answer of its own.
+    async fn judge_whole_stream(
+        &self,
+        p: &Processor,
+        w: &sluice_config::ir::Webhook,
+        work: &ResponseWork,
+        stream: Body,
+    ) -> Result<(Result<Verdict, Failure>, Body), Rejection> {
+        let bytes = match body::collect_or_spill(stream, work.limit()).await {
+            Ok(Buffered::Whole(bytes)) => bytes,
+            // Too long to hold: the check cannot run, and the failure mode decides.
+            Ok(Buffered::Spilled(rest)) => return Ok((Err(Failure::TooLarge(work.limit())), rest)),
+            Err(_) => {
+                return Err(Rejection::new(
+                    http::StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "the answer could not be read",
+                ))
+            }
+        };
+        let judged = async {
+            let op = work.op.ok_or_else(|| {
+                Failure::Error("a streamed answer of a non-inference API cannot be checked".into())
+            })?;
+            let upstream = work.rt.upstreams.get(w.cluster.id).ok_or_else(|| {
+                Failure::Unavailable("no upstream for the moderation service".into())
+            })?;
+            let text = stream_text(op, &bytes)?;
+            webhook::on_stream_text(self, &p.name, w, upstream, text).await
+        };
+        let result = match tokio::time::timeout(p.timeout, judged).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Timeout(p.timeout)),
+        };
+        Ok((result, body::full(bytes)))
+    }
+}
+
+/// The text a whole stream carries: its events' text deltas (message text and tool-call
+/// arguments), in order, as one text.
+fn stream_text(op: Operation, bytes: &[u8]) -> Result<String, Failure> {
+    let mut parser = sluice_llm::sse::Parser::new();
+    parser.push(bytes);
+    let mut text = String::new();
+    while let Some(ev) = parser
+        .next_event()
+        .map_err(|e| Failure::Error(format!("the streamed answer is not valid SSE: {e}")))?
+    {
+        if let Some(delta) = sluice_llm::delta::stream_delta_text(op, ev.event.as_deref(), &ev.data)
+        {
+            text.push_str(&delta);
+        }
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_s_text_is_its_deltas_in_order() {
+        let chat = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo ZORB\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"LAX\"},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let text = stream_text(Operation::ChatCompletions, chat.as_bytes()).expect("valid SSE");
+        assert_eq!(text, "Hello ZORBLAX");
+
+        let messages = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"split \"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"word\"}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let text = stream_text(Operation::Messages, messages.as_bytes()).expect("valid SSE");
+        assert_eq!(text, "split word");
     }
 }

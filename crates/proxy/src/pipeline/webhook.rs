@@ -51,6 +51,22 @@ pub async fn on_response(
     judge(proxy, name, w, upstream, texts).await
 }
 
+/// Judges the whole text of a streamed answer (held by the caller until the verdict).
+pub async fn on_stream_text(
+    proxy: &Proxy,
+    name: &Arc<str>,
+    w: &Webhook,
+    upstream: &Upstream,
+    text: String,
+) -> Result<Verdict, Failure> {
+    let texts = if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![text]
+    };
+    judge(proxy, name, w, upstream, texts).await
+}
+
 fn texts(op: Option<Operation>, side: Side, buf: &mut BodyBuf) -> Result<Vec<String>, Failure> {
     let Some(op) = op else {
         let bytes = buf.bytes();
@@ -58,6 +74,22 @@ fn texts(op: Option<Operation>, side: Side, buf: &mut BodyBuf) -> Result<Vec<Str
             .map_err(|_| Failure::Error("the body is not UTF-8 text".into()))?;
         return Ok(vec![text.to_string()]);
     };
+    if let Some(body) = buf.untouched_text() {
+        let mut out = Vec::new();
+        let mut read = |s: &str| {
+            if !s.is_empty() {
+                out.push(s.to_owned())
+            }
+        };
+        let read_ok = match side {
+            Side::Request => sluice_llm::texts::borrowed::read_request(op, body, &mut read),
+            Side::Response => sluice_llm::texts::borrowed::read_response(op, body, &mut read),
+        };
+        // Not JSON: the tree's parse below reports it.
+        if read_ok.is_ok() {
+            return Ok(out);
+        }
+    }
     buf.json_edit(|root| {
         let mut out = Vec::new();
         let mut visit = |s: &mut String| {

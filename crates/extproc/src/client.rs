@@ -33,13 +33,17 @@ pub struct Endpoint {
     pub tls: Option<TlsSettings>,
 }
 
-/// TLS towards the processor (server authentication only; no client certificate).
+/// TLS towards the processor.
 #[derive(Debug, Clone, Default)]
 pub struct TlsSettings {
     /// PEM bundle of the CAs to trust; `None` trusts the Web PKI roots.
     pub ca_pem: Option<String>,
     /// The name to verify and send as SNI; `None` uses the URI's host.
     pub sni: Option<String>,
+    /// A complete rustls client configuration (the gateway's Backend TLS: its CA bundle, client
+    /// certificate and verification settings). When set, it replaces `ca_pem`, and `sni` must
+    /// be set; its ALPN is made `h2`, which gRPC needs.
+    pub rustls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// A client for one external processor. Clone it freely: clones share the channel.
@@ -57,6 +61,11 @@ impl ExtProcClient {
             return Err(ExtProcError::InvalidEndpoint(
                 "the client must be created inside a Tokio runtime".to_owned(),
             ));
+        }
+        if let Some(settings) = &endpoint.tls {
+            if let Some(config) = &settings.rustls {
+                return Self::with_rustls(&endpoint, config.clone(), settings, connect_timeout);
+            }
         }
         let tls = endpoint.tls.is_some() || endpoint.uri.scheme() == Some(&Scheme::HTTPS);
         let uri = normalise_uri(&endpoint.uri, tls)?;
@@ -92,6 +101,47 @@ impl ExtProcClient {
         }
         Ok(ExtProcClient {
             grpc: ExternalProcessorClient::new(builder.connect_lazy()),
+        })
+    }
+
+    /// A channel whose connections this crate makes: TCP, then TLS with the given rustls
+    /// configuration (tonic's own TLS takes only a CA bundle). tonic sees a plaintext `http`
+    /// endpoint over an already encrypted stream; requests still say `https`.
+    fn with_rustls(
+        endpoint: &Endpoint,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        settings: &TlsSettings,
+        connect_timeout: Duration,
+    ) -> Result<Self, ExtProcError> {
+        let sni = settings.sni.as_deref().ok_or_else(|| {
+            ExtProcError::InvalidEndpoint(
+                "TLS with a rustls configuration needs a server name".into(),
+            )
+        })?;
+        let server_name = rustls::pki_types::ServerName::try_from(sni.to_owned())
+            .map_err(|e| ExtProcError::InvalidEndpoint(format!("server name {sni:?}: {e}")))?;
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let uri = normalise_uri(&endpoint.uri, false)?;
+        let authority = endpoint
+            .authority
+            .clone()
+            .or_else(|| uri.authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let origin = Uri::builder()
+            .scheme("https")
+            .authority(authority.as_str())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| ExtProcError::InvalidEndpoint(format!("authority {authority:?}: {e}")))?;
+        let builder = tonic::transport::Endpoint::from(uri)
+            .origin(origin)
+            .connect_timeout(connect_timeout)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+        let connector = crate::tls::RustlsConnector::new(std::sync::Arc::new(config), server_name);
+        Ok(ExtProcClient {
+            grpc: ExternalProcessorClient::new(builder.connect_with_connector_lazy(connector)),
         })
     }
 

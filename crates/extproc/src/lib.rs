@@ -21,6 +21,7 @@ mod error;
 mod phase;
 mod reply;
 mod session;
+mod tls;
 mod wire;
 
 pub use client::{Endpoint, ExtProcClient, TlsSettings};

@@ -389,6 +389,7 @@ async fn tls_with_a_ca_bundle_and_sni_and_a_wrong_ca_is_refused() {
                     tls: Some(TlsSettings {
                         ca_pem: Some(ca_pem),
                         sni: Some("extproc.test".to_owned()),
+                        rustls: None,
                     }),
                 },
                 Duration::from_secs(2),

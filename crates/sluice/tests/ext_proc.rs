@@ -301,3 +301,107 @@ async fn a_slow_processor_times_out_under_both_failure_modes() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json::<Value>().expect("echo")["body"], "y");
 }
+
+/// A processor behind TLS, named by a Backend whose `tls` trusts a private CA (`caBundleRef`)
+/// and sends an SNI: the channel uses the Backend's TLS, as HTTP upstreams do. The same Backend
+/// without the CA (the public roots) must not reach it: the certificate is really verified.
+#[tokio::test]
+async fn a_processor_behind_tls_is_reached_with_the_backend_s_ca_bundle() {
+    use sluice_testkit::certs::{Alpn, CertAuthority};
+    let ca = CertAuthority::new("ext_proc CA").expect("CA");
+    let leaf = ca.issue(&["extproc.internal"]).expect("leaf certificate");
+    let server = ExtProcServer::spawn_tls(
+        processor_logic,
+        leaf.server_config(Alpn::Http2).expect("server config"),
+    )
+    .await
+    .expect("ext_proc server");
+    let upstream = echo_upstream().await;
+    let upstream_addr = upstream.addr();
+    let ext_addr = server.addr();
+    let gw = start(
+        move |port| {
+            let tls_port = |ca: bool| {
+                let mut tls = json!({"mode": "Simple", "sni": "extproc.internal"});
+                if ca {
+                    tls["caBundleRef"] = json!({"name": "ext-proc-ca"});
+                }
+                json!({
+                    "type": "IP",
+                    "ip": {"address": ext_addr.ip().to_string()},
+                    "ports": [{"number": ext_addr.port(), "protocol": "HTTP2", "tls": tls}],
+                })
+            };
+            let processor = |name: &str, backend: &str| {
+                json!({
+                    "name": name,
+                    "type": "ExtProcess",
+                    "failureMode": "FailClosed",
+                    "timeout": "2s",
+                    "extProcess": {
+                        "backendRef": {"group": "gateway.networking.k8s.io", "kind": "Backend", "name": backend},
+                        "processingMode": {"requestBodyMode": "Buffered", "responseHeaderMode": "Send"},
+                    },
+                })
+            };
+            let pp = |name: &str, route: &str, backend: &str| {
+                json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1alpha1",
+                    "kind": "PayloadProcessor",
+                    "metadata": {"name": name, "namespace": "default"},
+                    "spec": {
+                        "targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": route},
+                        "phase": "PostRouting",
+                        "processors": [processor("ext", backend)],
+                    },
+                })
+            };
+            let mut objects = gateway(vec![http_listener("http", port)]);
+            objects.extend(service("echo", upstream_addr, None));
+            objects.push(route(
+                "private-ca",
+                &[],
+                vec![prefix_rule("/echo", service_ref("echo", SERVICE_PORT))],
+            ));
+            objects.push(route(
+                "public-roots",
+                &[],
+                vec![prefix_rule("/public", service_ref("echo", SERVICE_PORT))],
+            ));
+            objects.push(backend("ext-proc", tls_port(true)));
+            objects.push(backend("ext-proc-public", tls_port(false)));
+            objects.push(ca_config_map("ext-proc-ca", &ca.cert_pem()));
+            objects.push(pp("with-ca", "private-ca", "ext-proc"));
+            objects.push(pp("without-ca", "public-roots", "ext-proc-public"));
+            objects
+        },
+        &[],
+    )
+    .await;
+
+    let resp = post("hello").send(gw.addr()).await.expect("response");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen: Value = resp.json().expect("echo");
+    assert_eq!(seen["headers"]["x-ext-proc"], "seen");
+    assert_eq!(seen["body"], "HELLO", "mutated by the processor over TLS");
+    assert_eq!(server.streams_opened(), 1);
+
+    let refused = ClientRequest::new(Method::POST, "/public")
+        .body(Bytes::from_static(b"hello"))
+        .timeout(Duration::from_secs(10))
+        .send(gw.addr())
+        .await
+        .expect("response");
+    assert_eq!(
+        refused.status,
+        503,
+        "an unverifiable processor is unavailable: {}",
+        refused.text()
+    );
+    assert_eq!(
+        server.streams_opened(),
+        1,
+        "no stream without a verified handshake"
+    );
+    assert_eq!(upstream_requests(&upstream), 1);
+}

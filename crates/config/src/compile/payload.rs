@@ -776,10 +776,7 @@ fn ext_process(
     Some(ExtProcess {
         channel_key: format!("{uri}|{}", cluster.transport_key),
         uri,
-        tls_sni: cluster
-            .tls
-            .as_ref()
-            .map(|t| t.server_name.to_str().into_owned()),
+        tls: cluster.tls.clone(),
         mode,
         metadata,
     })

@@ -281,8 +281,9 @@ pub struct ProcessingMode {
 pub struct ExtProcess {
     /// `http://host:port` (h2c) or `https://...`.
     pub uri: http::Uri,
-    /// TLS to the processor: the name to verify (Web PKI roots). `None`: h2c.
-    pub tls_sni: Option<String>,
+    /// TLS to the processor: the Backend's own TLS (CA bundle, client certificate, SNI), as
+    /// HTTP upstreams use it. `None`: h2c.
+    pub tls: Option<super::upstream::UpstreamTls>,
     pub mode: ProcessingMode,
     pub metadata: Vec<(String, String)>,
     /// Identifies the channel so a reload that keeps the processor keeps its connection.

@@ -48,9 +48,10 @@ impl ExtProcChannels {
         if let Some(c) = clients.get(&e.channel_key) {
             return Ok(c.clone());
         }
-        let tls = e.tls_sni.as_ref().map(|sni| TlsSettings {
+        let tls = e.tls.as_ref().map(|t| TlsSettings {
             ca_pem: None,
-            sni: Some(sni.clone()),
+            sni: Some(t.server_name.to_str().into_owned()),
+            rustls: Some(t.config.clone()),
         });
         let client = ExtProcClient::new(
             Endpoint {

@@ -28,6 +28,17 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, for tests and tables that cover them all.
+    pub const ALL: [Operation; 7] = [
+        Operation::ChatCompletions,
+        Operation::Completions,
+        Operation::Embeddings,
+        Operation::Responses,
+        Operation::Models,
+        Operation::Messages,
+        Operation::CountTokens,
+    ];
+
     /// The operation a path names. Matching is on the path's end, so prefixes (`/openai/v1/…`,
     /// `/v1/…`) work; the method is checked by the caller.
     pub fn from_path(path: &str) -> Option<Operation> {

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::json::BorrowedStr;
 use crate::texts::stream_delta_mut;
 use crate::Operation;
 
@@ -94,12 +95,6 @@ fn read<'a>(
 // The views skip every field they do not name. A repeated field is an error (serde's derive
 // refuses it), which sends the event to the `Value` walk.
 
-/// A string, borrowed from the event when it has no escapes. (serde borrows a `Cow` only when it
-/// is the field's whole type, not inside an `Option`.)
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
 #[derive(Deserialize)]
 struct Chunk<C> {
     choices: Option<Vec<C>>,
@@ -120,7 +115,7 @@ struct ChatChoice<'a> {
 #[derive(Deserialize)]
 struct ChatDelta<'a> {
     #[serde(borrow, default)]
-    content: Option<Text<'a>>,
+    content: Option<BorrowedStr<'a>>,
     #[serde(borrow, default)]
     tool_calls: Option<Vec<ToolCall<'a>>>,
 }
@@ -134,27 +129,27 @@ struct ToolCall<'a> {
 #[derive(Deserialize)]
 struct Function<'a> {
     #[serde(borrow, default)]
-    arguments: Option<Text<'a>>,
+    arguments: Option<BorrowedStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct CompletionChoice<'a> {
     #[serde(borrow, default)]
-    text: Option<Text<'a>>,
+    text: Option<BorrowedStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct ResponsesEvent<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Text<'a>>,
+    kind: Option<BorrowedStr<'a>>,
     #[serde(borrow, default)]
-    delta: Option<Text<'a>>,
+    delta: Option<BorrowedStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct MessagesEvent<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Text<'a>>,
+    kind: Option<BorrowedStr<'a>>,
     #[serde(borrow, default)]
     delta: Option<MessagesDelta<'a>>,
 }
@@ -162,11 +157,11 @@ struct MessagesEvent<'a> {
 #[derive(Deserialize)]
 struct MessagesDelta<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Text<'a>>,
+    kind: Option<BorrowedStr<'a>>,
     #[serde(borrow, default)]
-    text: Option<Text<'a>>,
+    text: Option<BorrowedStr<'a>>,
     #[serde(borrow, default)]
-    partial_json: Option<Text<'a>>,
+    partial_json: Option<BorrowedStr<'a>>,
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub mod errors;
 pub mod gemini;
 pub mod glob;
 pub mod hub;
+pub mod json;
 pub mod mock;
 pub mod plan;
 pub mod provider;

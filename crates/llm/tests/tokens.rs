@@ -536,15 +536,7 @@ fn output_caps() {
 // ---------------------------------------------------------------------------------------------
 // Malformed bodies and garbage
 
-const OPS: [Operation; 7] = [
-    Operation::ChatCompletions,
-    Operation::Completions,
-    Operation::Embeddings,
-    Operation::Responses,
-    Operation::Models,
-    Operation::Messages,
-    Operation::CountTokens,
-];
+const OPS: [Operation; 7] = Operation::ALL;
 
 const MODELS: [&str; 4] = ["gpt-4o", "gpt-4", "claude-opus-4-1", "gpt-4o-mini"];
 

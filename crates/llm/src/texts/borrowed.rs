@@ -2,31 +2,17 @@
 //!
 //! A guardrail reads every text of a request and of an answer, and on almost every request finds
 //! nothing to mask. Building a `Value` for that (an ordered map per object, every key hashed,
-//! every string owned) cost more than the scan itself on a typical 2 KB chat request. A
-//! [`Node`] is the same tree with strings borrowed from the body (owned only when they carry
-//! escapes) and objects kept as lists of members, so the walk of [`super`] reads exactly the
-//! texts it reads in a `Value`, in the same order. A caller that must rewrite a text builds the
-//! `Value` then, and only then.
+//! every string owned) cost more than the scan itself on a typical 2 KB chat request. The
+//! borrowed [`Json`] (strings borrowed from the body unless escaped, objects as lists of
+//! members, a repeated key's last value kept as `Value` keeps it) is the same tree, so the walk
+//! of [`super`] reads exactly the texts it reads in a `Value`, in the same order. A caller that
+//! must rewrite a text builds the `Value` then, and only then.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{walk_request, walk_response, Tree};
+use crate::json::Json;
 use crate::Operation;
-
-/// A JSON value whose strings borrow from the text it was read from.
-#[derive(Debug, PartialEq)]
-pub enum Node<'a> {
-    Text(Cow<'a, str>),
-    Array(Vec<Node<'a>>),
-    /// Members in document order, repeated keys included ([`Tree::member`] takes the last, as
-    /// `serde_json::Value` does).
-    Object(Vec<(Cow<'a, str>, Node<'a>)>),
-    /// A number, a boolean or null: no text, so not kept.
-    Scalar,
-}
 
 /// Calls `f` on every text of a request body of `op`, the texts
 /// [`visit_request`](super::visit_request) visits in the same body. Fails when `body` is not
@@ -36,7 +22,7 @@ pub fn read_request(
     body: &str,
     f: &mut dyn FnMut(&str),
 ) -> Result<(), serde_json::Error> {
-    let mut tree: Node<'_> = serde_json::from_str(body)?;
+    let mut tree: Json<'_> = serde_json::from_str(body)?;
     walk_request(op, &mut tree, &mut |t: &mut Cow<'_, str>| f(t));
     Ok(())
 }
@@ -47,107 +33,33 @@ pub fn read_response(
     body: &str,
     f: &mut dyn FnMut(&str),
 ) -> Result<(), serde_json::Error> {
-    let mut tree: Node<'_> = serde_json::from_str(body)?;
+    let mut tree: Json<'_> = serde_json::from_str(body)?;
     walk_response(op, &mut tree, &mut |t: &mut Cow<'_, str>| f(t));
     Ok(())
 }
 
-impl<'a> Tree for Node<'a> {
+impl<'a> Tree for Json<'a> {
     type Text = Cow<'a, str>;
     fn member(&mut self, key: &str) -> Option<&mut Self> {
         match self {
-            Node::Object(members) => members
-                .iter_mut()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v),
+            Json::Object(members) => members.get_mut(key),
             _ => None,
         }
     }
     fn items(&mut self) -> Option<&mut [Self]> {
         match self {
-            Node::Array(items) => Some(items),
+            Json::Array(items) => Some(items),
             _ => None,
         }
     }
     fn text(&mut self) -> Option<&mut Cow<'a, str>> {
         match self {
-            Node::Text(t) => Some(t),
+            Json::String(t) => Some(t),
             _ => None,
         }
     }
     fn as_str(&self) -> Option<&str> {
-        match self {
-            Node::Text(t) => Some(t),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Node<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NodeVisitor)
-    }
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Node<'de>, E> {
-        Ok(Node::Scalar)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Node<'de>, E> {
-        Ok(Node::Scalar)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Node<'de>, E> {
-        Ok(Node::Scalar)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Node<'de>, E> {
-        Ok(Node::Scalar)
-    }
-    fn visit_unit<E>(self) -> Result<Node<'de>, E> {
-        Ok(Node::Scalar)
-    }
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Node<'de>, E> {
-        Ok(Node::Text(Cow::Borrowed(s)))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Node<'de>, E> {
-        Ok(Node::Text(Cow::Owned(s.to_owned())))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Node<'de>, E> {
-        Ok(Node::Text(Cow::Owned(s)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Node::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some(Key(key)) = map.next_key()? {
-            members.push((key, map.next_value()?));
-        }
-        Ok(Node::Object(members))
-    }
-}
-
-/// An object key (or any string), borrowed unless it has escapes. (serde's own `Cow<str>`
-/// always copies.)
-pub struct Key<'a>(pub Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match d.deserialize_str(NodeVisitor)? {
-            Node::Text(t) => Ok(Key(t)),
-            _ => Err(serde::de::Error::custom("expected a string")),
-        }
+        Json::as_str(self)
     }
 }
 
@@ -158,20 +70,10 @@ mod tests {
     use super::*;
     use crate::texts::{visit_request, visit_response};
 
-    const OPS: [Operation; 7] = [
-        Operation::ChatCompletions,
-        Operation::Completions,
-        Operation::Embeddings,
-        Operation::Responses,
-        Operation::Messages,
-        Operation::CountTokens,
-        Operation::Models,
-    ];
-
     /// Every text both ways, for every operation: the borrowed reading must see exactly what
     /// the `Value` walk sees, in the same order.
     fn assert_same(body: &str) {
-        for op in OPS {
+        for op in Operation::ALL {
             let mut by_value = Vec::new();
             let mut v: Value = serde_json::from_str(body).expect("test bodies are JSON");
             visit_request(op, &mut v, &mut |s| by_value.push(s.clone()));
@@ -255,13 +157,13 @@ mod tests {
     fn escapes_are_decoded_and_plain_strings_borrowed() {
         let body = r#"{"messages":[{"content":"card 4111\u0020 1111\n","role":"user"}]}"#;
         assert_same(body);
-        let tree: Node<'_> =
+        let mut tree: Json<'_> =
             serde_json::from_str(r#"{"a":"plain","b":"esc\"aped"}"#).expect("JSON");
-        let Node::Object(members) = tree else {
-            panic!("an object")
-        };
-        assert!(matches!(&members[0].1, Node::Text(Cow::Borrowed("plain"))));
-        assert!(matches!(&members[1].1, Node::Text(Cow::Owned(s)) if s == "esc\"aped"));
+        assert!(matches!(
+            tree.member("a"),
+            Some(Json::String(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(tree.member("b"), Some(Json::String(Cow::Owned(s))) if s == "esc\"aped"));
         // Escaped keys are matched by what they decode to.
         assert_same(r#"{"mess\u0061ges":[{"content":"found"}]}"#);
     }

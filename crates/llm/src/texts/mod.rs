@@ -4,8 +4,9 @@
 //! answers cover message content, tool-call arguments and completions; stream events cover the
 //! text deltas of each client dialect.
 //!
-//! The walk is written once, over [`Tree`]: a `serde_json::Value` (to rewrite) or a
-//! [`borrowed::Node`] (to read a body's texts without building a `Value`, see there).
+//! The walk is written once, over [`Tree`]: a `serde_json::Value` (to rewrite) or the borrowed
+//! [`Json`](crate::json::Json) (to read a body's texts without building a `Value`, see
+//! [`borrowed`]).
 
 pub mod borrowed;
 

@@ -2,8 +2,8 @@
 //! body without `max_tokens`).
 
 use super::count::{Counter, ShapeError};
-use super::json::{Json, Object};
 use super::media;
+use crate::json::{Json, Object};
 
 // Framing. Anthropic does not publish its prompt format; `ctok`'s reconstruction of
 // `count_tokens` finds 6–11 tokens around a single user message depending on the model

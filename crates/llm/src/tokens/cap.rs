@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::json::Object;
+use crate::json::Object;
 use crate::Operation;
 
 /// The output cap the client asked for: `max_completion_tokens`, else `max_tokens` (OpenAI chat

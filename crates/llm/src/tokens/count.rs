@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::family::{encoding_for_model, image_cost, ImageCost};
-use super::json::{self, Json, Object};
 use super::{anthropic, cap, count_text, openai, Encoding};
+use crate::json::{self, Json, Object};
 use crate::Operation;
 
 /// Why a body's input could not be counted by its shape (then [`count_input`] estimates it from
@@ -215,15 +215,7 @@ mod tests {
 
     #[test]
     fn every_operation_reads_few_enough_fields_for_the_view() {
-        for op in [
-            Operation::ChatCompletions,
-            Operation::Completions,
-            Operation::Embeddings,
-            Operation::Responses,
-            Operation::Messages,
-            Operation::CountTokens,
-            Operation::Models,
-        ] {
+        for op in Operation::ALL {
             let n = counted_fields(op).len() + cap::cap_fields(op).len();
             assert!(n <= WANTED_MAX, "{op:?}");
         }

@@ -53,7 +53,6 @@ mod cache;
 mod cap;
 mod count;
 mod family;
-mod json;
 mod media;
 mod openai;
 #[cfg(test)]

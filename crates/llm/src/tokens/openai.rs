@@ -1,8 +1,8 @@
 //! OpenAI request shapes: Chat Completions, legacy Completions, Embeddings and Responses.
 
 use super::count::{Counter, ShapeError};
-use super::json::{Json, Object};
 use super::media;
+use crate::json::{Json, Object};
 
 // The chat framing, from the OpenAI cookbook "How to count tokens with tiktoken"
 // (`num_tokens_from_messages`, verified there against the API for gpt-3.5-turbo, gpt-4, gpt-4o

@@ -7,15 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{count_input, requested_output_cap, try_count_input, BodyView};
 use crate::Operation;
 
-const OPS: [Operation; 7] = [
-    Operation::ChatCompletions,
-    Operation::Completions,
-    Operation::Embeddings,
-    Operation::Responses,
-    Operation::Models,
-    Operation::Messages,
-    Operation::CountTokens,
-];
+const OPS: [Operation; 7] = Operation::ALL;
 
 const MODELS: [&str; 4] = ["gpt-4o", "gpt-4", "claude-opus-4-1", "gemini-2.5-pro"];
 

@@ -24,6 +24,30 @@ pub enum Side {
     Response,
 }
 
+impl Side {
+    /// Reads the texts of this side's body without building a tree (see
+    /// [`sluice_llm::texts::borrowed`]); fails when the body is not JSON.
+    pub fn read_texts(
+        self,
+        op: Operation,
+        body: &str,
+        f: &mut dyn FnMut(&str),
+    ) -> Result<(), serde_json::Error> {
+        match self {
+            Side::Request => sluice_llm::texts::borrowed::read_request(op, body, f),
+            Side::Response => sluice_llm::texts::borrowed::read_response(op, body, f),
+        }
+    }
+
+    /// Visits the texts of this side's tree, to rewrite them.
+    pub fn visit_texts(self, op: Operation, root: &mut Value, f: &mut dyn FnMut(&mut String)) {
+        match self {
+            Side::Request => sluice_llm::texts::visit_request(op, root, f),
+            Side::Response => sluice_llm::texts::visit_response(op, root, f),
+        }
+    }
+}
+
 /// What a check found.
 pub struct Checked {
     /// Detector labels of the findings (`pii:email`, `injection`, ...), one per finding.
@@ -219,11 +243,7 @@ fn read_without_tree(
         let findings = scan(g, s, checked);
         must_mask |= redacting && !findings.is_empty();
     };
-    let read_ok = match side {
-        Side::Request => sluice_llm::texts::borrowed::read_request(op, text, &mut read),
-        Side::Response => sluice_llm::texts::borrowed::read_response(op, text, &mut read),
-    }
-    .is_ok();
+    let read_ok = side.read_texts(op, text, &mut read).is_ok();
     if read_ok && !must_mask {
         return Some(text_bytes);
     }
@@ -256,10 +276,7 @@ fn walk_tree(
                 }
             }
         };
-        match side {
-            Side::Request => sluice_llm::texts::visit_request(op, root, &mut visit),
-            Side::Response => sluice_llm::texts::visit_response(op, root, &mut visit),
-        }
+        side.visit_texts(op, root, &mut visit);
         ((), changed)
     })?;
     Ok(text_bytes)

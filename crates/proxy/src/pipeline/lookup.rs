@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use sluice_config::ir::PathStep;
-use sluice_llm::texts::borrowed::Key;
+use sluice_llm::json::BorrowedStr;
 
 /// The value at `steps` in `body`, if there is one; an error when `body` is not JSON. (Strings
 /// off the path are checked as JSON strings, but a lone UTF-16 surrogate escape in one is not
@@ -88,7 +88,7 @@ impl<'de> Visitor<'de> for At<'_> {
             _ => (None, &[][..]),
         };
         let mut found = None;
-        while let Some(Key(key)) = map.next_key()? {
+        while let Some(BorrowedStr(key)) = map.next_key()? {
             if Some(&*key) == name {
                 // A repeated key: its last value is the one that counts.
                 found = map.next_value_seed(At(rest))?;

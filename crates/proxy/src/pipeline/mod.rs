@@ -182,10 +182,7 @@ impl Proxy {
     ) -> Result<(), Rejection> {
         for p in &pipeline.processors {
             let started = Instant::now();
-            let result = match tokio::time::timeout(p.timeout, self.process_request(p, req)).await {
-                Ok(r) => r,
-                Err(_) => Err(Failure::Timeout(p.timeout)),
-            };
+            let result = within(p.timeout, self.process_request(p, req)).await;
             let outcome = self.settle_outcome(p, "request", result, started)?;
             if !outcome {
                 break;
@@ -287,6 +284,16 @@ impl Proxy {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProcessorDurationLabels {
     pub processor: Label,
+}
+
+/// Runs one processor's work under its timeout: the pipeline, not each processor, applies it.
+pub(crate) async fn within<T>(
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or(Err(Failure::Timeout(limit)))
 }
 
 /// Header map as CEL sees it: lowercase names, repeated values joined with `, `.

@@ -13,7 +13,7 @@ use sluice_llm::{Dialect, Operation};
 
 use super::body::BodyBuf;
 use super::stream_guard::GuardedStream;
-use super::{guardrail, in_process, webhook, Failure, Rejection, Verdict};
+use super::{guardrail, in_process, webhook, within, Failure, Rejection, Verdict};
 use crate::body::{self, Body, Buffered};
 use crate::proxy::{Proxy, Runtime};
 
@@ -97,10 +97,7 @@ impl Proxy {
                 buf.as_mut(),
                 needs_body && spilled.is_some(),
             );
-            let result = match tokio::time::timeout(p.timeout, run).await {
-                Ok(r) => r,
-                Err(_) => Err(Failure::Timeout(p.timeout)),
-            };
+            let result = within(p.timeout, run).await;
             self.settle_outcome(p, "response", result, started)?;
         }
         let body = match (buf.as_mut(), spilled.take()) {
@@ -205,10 +202,7 @@ impl Proxy {
                     let run =
                         self.ext_proc
                             .on_response(e, &p.name, &work.sessions, &mut parts, None);
-                    match tokio::time::timeout(p.timeout, run).await {
-                        Ok(r) => r,
-                        Err(_) => Err(Failure::Timeout(p.timeout)),
-                    }
+                    within(p.timeout, run).await
                 }
             };
             self.settle_outcome(p, "response", result, started)?;
@@ -249,11 +243,7 @@ impl Proxy {
             let text = stream_text(op, &bytes)?;
             webhook::on_stream_text(self, &p.name, w, upstream, text).await
         };
-        let result = match tokio::time::timeout(p.timeout, judged).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::Timeout(p.timeout)),
-        };
-        Ok((result, body::full(bytes)))
+        Ok((within(p.timeout, judged).await, body::full(bytes)))
     }
 }
 

@@ -81,12 +81,8 @@ fn texts(op: Option<Operation>, side: Side, buf: &mut BodyBuf) -> Result<Vec<Str
                 out.push(s.to_owned())
             }
         };
-        let read_ok = match side {
-            Side::Request => sluice_llm::texts::borrowed::read_request(op, body, &mut read),
-            Side::Response => sluice_llm::texts::borrowed::read_response(op, body, &mut read),
-        };
         // Not JSON: the tree's parse below reports it.
-        if read_ok.is_ok() {
+        if side.read_texts(op, body, &mut read).is_ok() {
             return Ok(out);
         }
     }
@@ -97,10 +93,7 @@ fn texts(op: Option<Operation>, side: Side, buf: &mut BodyBuf) -> Result<Vec<Str
                 out.push(s.clone())
             }
         };
-        match side {
-            Side::Request => sluice_llm::texts::visit_request(op, root, &mut visit),
-            Side::Response => sluice_llm::texts::visit_response(op, root, &mut visit),
-        }
+        side.visit_texts(op, root, &mut visit);
         (out, false)
     })
 }

@@ -1,11 +1,11 @@
-//! A JSON value borrowed from the request's bytes, for counting.
+//! A JSON value borrowed from a body's bytes, for readers that keep nothing of it: token
+//! counting and the guardrails' text walk ([`crate::texts::borrowed`]).
 //!
-//! Counting reads every message's text once and keeps nothing, so building a
-//! `serde_json::Map` (an owned `String` per key and per string, a hash index per object) is
-//! mostly wasted work. [`Json`] holds strings as slices of the body (owned only when the JSON
+//! Such a reader sees every text once, so building a `serde_json::Map` (an owned `String` per
+//! key and per string, a hash index per object) is mostly wasted work. [`Json`] holds strings as slices of the body (owned only when the JSON
 //! escapes them) and objects as plain vectors of entries.
 //!
-//! It must count exactly what a `serde_json::Value` of the same body counts, so it keeps that
+//! It must read exactly what a `serde_json::Value` of the same body holds, so it keeps that
 //! value's semantics: objects keep their keys in order, and a repeated key keeps its first
 //! position with its last value (as `serde_json::Map` with `preserve_order` does); numbers are
 //! `serde_json::Number`s, so [`Json`]'s JSON text (what counting a non-string value encodes)
@@ -21,7 +21,7 @@ use serde_json::{Map, Number, Value};
 
 /// A JSON value whose strings borrow from the source where they can.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Json<'a> {
+pub(crate) enum Json<'a> {
     Null,
     Bool(bool),
     Number(Number),
@@ -32,7 +32,7 @@ pub(super) enum Json<'a> {
 
 /// A JSON object: entries in first-seen order, each key once.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct Object<'a> {
+pub(crate) struct Object<'a> {
     entries: Vec<(Cow<'a, str>, Json<'a>)>,
 }
 
@@ -52,6 +52,13 @@ impl<'a> Object<'a> {
 
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Json<'a>> {
+        self.entries
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -263,42 +270,43 @@ impl<'de> Visitor<'de> for JsonVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
+        while let Some(key) = map.next_key::<BorrowedStr<'de>>()? {
             entries.push((key.0, map.next_value()?));
         }
         Ok(Json::Object(Object::from_entries(entries)))
     }
 }
 
-/// An object key, borrowed unless escaped.
-struct Key<'a>(Cow<'a, str>);
+/// A string (an object key, or a field read as a string), borrowed unless escaped. (serde's
+/// own `Cow<str>` copies unless the field is marked `borrow`, which `Option`s defeat.)
+pub struct BorrowedStr<'a>(pub Cow<'a, str>);
 
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+impl<'de: 'a, 'a> de::Deserialize<'de> for BorrowedStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BorrowedStr<'a>, D::Error> {
+        struct StrVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+            type Value = BorrowedStr<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
+                f.write_str("a string")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<BorrowedStr<'a>, E> {
+                Ok(BorrowedStr(Cow::Borrowed(v)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
+            fn visit_str<E>(self, v: &str) -> Result<BorrowedStr<'a>, E> {
+                Ok(BorrowedStr(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
+            fn visit_string<E>(self, v: String) -> Result<BorrowedStr<'a>, E> {
+                Ok(BorrowedStr(Cow::Owned(v)))
             }
         }
-        d.deserialize_str(KeyVisitor)
+        d.deserialize_str(StrVisitor(std::marker::PhantomData))
     }
 }
 
 /// The top-level fields named in `keys` of the JSON object in `raw`, the others validated and
 /// skipped without being built. Errors as `serde_json::from_slice::<Map<..>>` would (invalid JSON,
 /// not an object).
-pub(super) fn top_level<'a>(raw: &'a [u8], keys: &[&str]) -> serde_json::Result<Object<'a>> {
+pub(crate) fn top_level<'a>(raw: &'a [u8], keys: &[&str]) -> serde_json::Result<Object<'a>> {
     let mut d = serde_json::Deserializer::from_slice(raw);
     let object = d.deserialize_map(TopLevel { keys })?;
     d.end()?;
@@ -318,7 +326,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<'de>, A::Error> {
         let mut entries = Vec::with_capacity(self.keys.len());
-        while let Some(key) = map.next_key::<Key<'de>>()? {
+        while let Some(key) = map.next_key::<BorrowedStr<'de>>()? {
             if self.keys.contains(&&*key.0) {
                 entries.push((key.0, map.next_value()?));
             } else {

@@ -225,13 +225,15 @@ impl Proxy {
         // match on the model. A client's own model header is never trusted.
         let mut intake: Option<Intake> = None;
         let listener = socket.listener_for(&host);
-        if let Some(settings) = listener.and_then(|l| l.ai.clone()) {
+        if let Some((settings, measure)) =
+            listener.and_then(|l| Some((l.ai.clone()?, l.counts_tokens)))
+        {
             req.headers_mut().remove(ai::MODEL_HEADER);
             if let Some(op) = ai::operation(req.method(), req.uri().path()) {
                 x.dialect = Some(op.dialect());
                 let (mut parts, incoming) = req.into_parts();
                 let (taken, bytes) =
-                    ai::intake(op, &settings, &mut parts.headers, incoming).await?;
+                    ai::intake(op, &settings, measure, &mut parts.headers, incoming).await?;
                 x.model = taken.request.as_ref().map(|r| r.model.clone());
                 intake = Some(taken);
                 req = Request::from_parts(parts, body::full(bytes));
@@ -649,7 +651,7 @@ impl Proxy {
                     .headers
                     .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 if let Some(i) = intake.as_mut() {
-                    let mut reparsed = sluice_llm::request::InferenceRequest::parse(i.op, bytes.clone())
+                    let reparsed = i.read(bytes.clone())
                         .map_err(|e| {
                             tracing::warn!(error = %e, "payload processors left an invalid inference request");
                             Reply::Processor(crate::pipeline::Rejection::new(
@@ -658,10 +660,6 @@ impl Proxy {
                                 "payload processing produced an invalid request",
                             ))
                         })?;
-                    if let Some(target) = i.settings.aliases.get(&reparsed.model) {
-                        let target = target.clone();
-                        reparsed.set_model(&target);
-                    }
                     // The model header follows a changed model, unless a processor set it.
                     if parts.headers.get(ai::MODEL_HEADER) == model_header.as_ref() {
                         if let Ok(v) = HeaderValue::from_str(&reparsed.model) {

@@ -613,12 +613,19 @@ pub(crate) fn finish(
                             .any(|b| matches!(b.target, crate::ir::BackendTarget::Ai(_)))
                     })
                 });
+                let rate_limits = catalogs.rate_limits.gateway(&l.gateway_ns, &l.gateway_name);
+                let counts_tokens = rate_limits.as_ref().is_some_and(|p| p.counts_tokens())
+                    || virtual_hosts
+                        .iter()
+                        .flat_map(|v| &v.entries)
+                        .any(|e| e.rule.counts_tokens());
                 Arc::new(ListenerIr {
                     ai: catalogs
                         .ai
                         .listener(&l.gateway_ns, &l.gateway_name, has_ai_routes),
                     access: catalogs.access.gateway(&l.gateway_ns, &l.gateway_name),
-                    rate_limits: catalogs.rate_limits.gateway(&l.gateway_ns, &l.gateway_name),
+                    rate_limits,
+                    counts_tokens,
                     pre_routing: catalogs.payload.gateway(&l.gateway_ns, &l.gateway_name).0,
                     post_routing: catalogs.payload.gateway(&l.gateway_ns, &l.gateway_name).1,
                     gateway: l.gateway,

@@ -128,6 +128,9 @@ pub struct ListenerIr {
     pub access: Option<Arc<sluice_policy::auth::AccessPolicy>>,
     /// The Gateway's `TokenRateLimitPolicy`; a route's own replaces it.
     pub rate_limits: Option<Arc<RateLimits>>,
+    /// Whether some rate-limit policy a request on this listener can meet (the Gateway's, a
+    /// route's, an AI backend's) counts input tokens: the intake then counts them as it parses.
+    pub counts_tokens: bool,
     /// The Gateway's PreRouting processors: run before route matching.
     pub pre_routing: Option<Arc<Pipeline>>,
     /// The Gateway's PostRouting processors: run before the route's own.

@@ -84,6 +84,18 @@ pub struct RuleIr {
     pub post_routing: Option<Arc<super::Pipeline>>,
 }
 
+impl RuleIr {
+    /// Whether a rate-limit policy of this rule (the route's, or one of its AI backends')
+    /// counts input tokens.
+    pub fn counts_tokens(&self) -> bool {
+        self.rate_limits.as_ref().is_some_and(|p| p.counts_tokens())
+            || self.backends.iter().any(|b| match &b.target {
+                BackendTarget::Ai(ai) => ai.rate_limits.as_ref().is_some_and(|p| p.counts_tokens()),
+                _ => false,
+            })
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Timeouts {
     /// Whole request, from receipt to response headers, across retries. `None` = no limit.

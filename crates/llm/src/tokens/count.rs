@@ -63,7 +63,21 @@ fn counted_fields(op: Operation) -> &'static [&'static str] {
 }
 
 /// Most top-level fields one operation's count and cap read (checked by a test).
-const WANTED_MAX: usize = 8;
+pub(crate) const WANTED_MAX: usize = 8;
+
+/// Writes into `out` the top-level fields the input count and the output cap of `op` read, each
+/// once, and returns how many. Both lists are a handful of names: a linear `contains` is cheaper
+/// than building a set.
+pub(crate) fn admission_fields(op: Operation, out: &mut [&'static str]) -> usize {
+    let mut n = 0;
+    for key in counted_fields(op).iter().chain(cap::cap_fields(op)) {
+        if n < out.len() && !out[..n].contains(key) {
+            out[n] = key;
+            n += 1;
+        }
+    }
+    n
+}
 
 /// A request body as admission reads it, straight from the bytes received: only the top-level
 /// fields its operation's input count and output cap look at are built, their strings borrowed
@@ -82,19 +96,16 @@ pub struct BodyView<'a> {
 impl<'a> BodyView<'a> {
     /// Reads `raw`, which must hold one JSON object.
     pub fn parse(op: Operation, raw: &'a [u8]) -> Result<BodyView<'a>, serde_json::Error> {
-        let counted = counted_fields(op);
-        let caps = cap::cap_fields(op);
-        // Both lists are a handful of names: a linear `contains` is cheaper than building a set.
         let mut wanted: [&str; WANTED_MAX] = [""; WANTED_MAX];
-        let mut n = 0;
-        for key in counted.iter().chain(caps) {
-            if n < WANTED_MAX && !wanted[..n].contains(key) {
-                wanted[n] = key;
-                n += 1;
-            }
-        }
+        let n = admission_fields(op, &mut wanted);
         let fields = json::top_level(raw, &wanted[..n])?;
         Ok(BodyView { op, raw, fields })
+    }
+
+    /// The view of `raw` from top-level `fields` already read, which hold at least the
+    /// [`admission_fields`] of `op` (other fields are ignored).
+    pub(crate) fn of_fields(op: Operation, raw: &'a [u8], fields: Object<'a>) -> BodyView<'a> {
+        BodyView { op, raw, fields }
     }
 
     /// The output cap the client asked for (see [`requested_output_cap`](super::requested_output_cap)).

@@ -59,6 +59,7 @@ mod openai;
 mod view_tests;
 
 pub use cap::requested_output_cap;
+pub(crate) use count::{admission_fields, WANTED_MAX};
 pub use count::{count_input, try_count_input, BodyView, ShapeError};
 pub use family::encoding_for_model;
 

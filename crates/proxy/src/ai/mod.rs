@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Method, Response, StatusCode};
 use sluice_config::ir::AiListener;
-use sluice_llm::request::InferenceRequest;
+use sluice_llm::request::{InferenceRequest, RequestError};
 use sluice_llm::{Dialect, Operation};
 
 use crate::body::{self, Body};
@@ -39,6 +39,31 @@ pub struct Intake {
     /// `None` for operations without a body (`GET /v1/models`).
     pub request: Option<InferenceRequest>,
     pub settings: Arc<AiListener>,
+    /// Whether the request's input tokens are counted as it is read (and read again after a
+    /// processor changes it): some rate limit on the listener counts them.
+    pub measure: bool,
+}
+
+impl Intake {
+    /// Reads `raw` as this intake's operation: the alias resolved, measured when asked.
+    pub fn read(&self, raw: Bytes) -> Result<InferenceRequest, RequestError> {
+        read_request(self.op, &self.settings, self.measure, raw)
+    }
+}
+
+/// Bodies from this size are measured by admission on the blocking pool, not as they are
+/// read (counting costs ~30 µs per KB: a large body would stall the other requests of this
+/// worker thread).
+pub const MEASURE_INLINE_BELOW: usize = 32 * 1024;
+
+fn read_request(
+    op: Operation,
+    settings: &AiListener,
+    measure: bool,
+    raw: Bytes,
+) -> Result<InferenceRequest, RequestError> {
+    let measure = measure && raw.len() < MEASURE_INLINE_BELOW;
+    InferenceRequest::read(op, raw, Some(&settings.aliases), measure)
 }
 
 /// An error the gateway answers itself, in the client's dialect.
@@ -109,10 +134,12 @@ pub fn operation(method: &Method, path: &str) -> Option<Operation> {
 }
 
 /// Reads and parses the body of an inference request (bounded by the listener's limit) and
-/// sets `X-Gateway-Model-Name`. The body is returned so a plain route can still forward it.
+/// sets `X-Gateway-Model-Name`; with `measure`, counts its input tokens in the same pass. The
+/// body is returned so a plain route can still forward it.
 pub async fn intake(
     op: Operation,
     settings: &Arc<AiListener>,
+    measure: bool,
     headers: &mut HeaderMap,
     incoming: Body,
 ) -> Result<(Intake, Bytes), AiError> {
@@ -148,21 +175,18 @@ pub async fn intake(
                 op,
                 request: None,
                 settings: settings.clone(),
+                measure,
             },
             bytes,
         ));
     }
-    let mut request = InferenceRequest::parse(op, bytes.clone()).map_err(|e| {
+    let request = read_request(op, settings, measure, bytes.clone()).map_err(|e| {
         AiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             e.to_string(),
         )
     })?;
-    if let Some(target) = settings.aliases.get(&request.model) {
-        let target = target.clone();
-        request.set_model(&target);
-    }
     if let Ok(v) = HeaderValue::from_str(&request.model) {
         headers.insert(MODEL_HEADER, v);
     }
@@ -171,6 +195,7 @@ pub async fn intake(
             op,
             request: Some(request),
             settings: settings.clone(),
+            measure,
         },
         bytes,
     ))

@@ -12,7 +12,7 @@ use crate::ai::Intake;
 
 /// Bodies from this size are counted on the blocking pool (~30 µs per KB: a large one would
 /// stall the other requests of this worker thread).
-const COUNT_INLINE_BELOW: usize = 32 * 1024;
+const COUNT_INLINE_BELOW: usize = crate::ai::MEASURE_INLINE_BELOW;
 
 /// The estimate of `intake` under `policies` (all that apply: the route's or Gateway's and those
 /// of the rule's AI backends). Injects the smallest `defaultMaxTokens` of the rules that ask
@@ -28,10 +28,14 @@ pub async fn estimate(intake: Option<&mut Intake>, policies: &[&RateLimits]) -> 
     let produces_output = cap_field(op).is_some();
     let counts = policies.iter().any(|p| p.counts_tokens());
     // Counting reads neither the model nor the output cap, the only fields the gateway changes,
-    // so counting before a cap is injected counts the body as sent.
-    let (input, mut requested_cap) = match read_received(op, request, counts).await {
-        Some(read) => read,
-        None => read_parsed(op, request, counts).await,
+    // so counting before a cap is injected counts the body as sent. The intake measured the
+    // body as it read it when a limit on the listener counts tokens and the body is small.
+    let (input, mut requested_cap) = if let Some(m) = request.measured() {
+        (if counts { m.input_tokens } else { 0 }, m.output_cap)
+    } else if let Some(read) = read_received(op, request, counts).await {
+        read
+    } else {
+        read_parsed(op, request, counts).await
     };
     if requested_cap.is_none() {
         let inject = policies

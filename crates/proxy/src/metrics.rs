@@ -584,7 +584,10 @@ mod tests {
                 name: Arc::from("per-user"),
                 bucket_by: vec![],
                 cost: Cost::Requests,
-                limits: vec![(10, std::time::Duration::from_secs(60))],
+                limits: vec![sluice_state::limits::Limit::new(
+                    10,
+                    std::time::Duration::from_secs(60),
+                )],
                 shadow: false,
                 default_max_tokens: 16,
                 inject_max_tokens: false,

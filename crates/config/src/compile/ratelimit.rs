@@ -9,7 +9,7 @@ use super::targets::{PolicyKind, PolicyTargets};
 use crate::duration::parse_duration;
 use crate::error::Diagnostics;
 use crate::ir::{
-    BucketKey, BudgetAmount, BudgetPeriod, BudgetRule, Cost, RateLimits, RateRule, Weights,
+    BucketKey, BudgetAmount, BudgetPeriod, BudgetRule, Cost, Limit, RateLimits, RateRule, Weights,
     DEFAULT_MAX_TOKENS,
 };
 use crate::objects::ratelimit::{
@@ -154,11 +154,14 @@ fn rule(
         }
         match parse_duration(&l.period) {
             Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(31 * 86_400) => {
-                if limits.iter().any(|(a, p)| *a == l.amount && *p == d) {
+                if limits
+                    .iter()
+                    .any(|x: &Limit| x.amount == l.amount && x.period == d)
+                {
                     diags.error(p.error(lf, "the same limit is listed twice"));
                     continue;
                 }
-                limits.push((l.amount, d));
+                limits.push(Limit::new(l.amount, d));
             }
             Ok(_) => diags.error(p.error(
                 format!("{lf}.period"),

@@ -1,9 +1,9 @@
 //! Token rate limits and budgets as the data plane reads them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sluice_llm::Usage;
+pub use sluice_state::limits::Limit;
 
 /// Output tokens reserved for a request that names no cap, unless a rule says otherwise.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -49,8 +49,8 @@ pub struct RateRule {
     pub name: Arc<str>,
     pub bucket_by: Vec<BucketKey>,
     pub cost: Cost,
-    /// (amount, period): several apply at once.
-    pub limits: Vec<(u64, Duration)>,
+    /// Several apply at once.
+    pub limits: Vec<Limit>,
     pub shadow: bool,
     /// Output tokens reserved when the request names no cap.
     pub default_max_tokens: u64,

@@ -27,7 +27,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use sluice_config::ir::{BudgetAmount, BudgetPeriod, Cost, Price, RateLimits};
 use sluice_llm::{Dialect, Usage};
-use sluice_state::limits::{Budget, BudgetDecision, Decision, Limit, Limiter, Period, Window};
+use sluice_state::limits::{Budget, BudgetDecision, Decision, Limiter, Period, Window};
 use sluice_state::StoreError;
 
 pub use self::bucket::Facts;
@@ -110,7 +110,6 @@ pub enum Spent {
 struct HeldRule {
     rule: usize,
     bucket: String,
-    limits: Vec<Limit>,
     reserved: u64,
 }
 
@@ -232,7 +231,6 @@ impl RateLimiting {
             .map(|(i, r)| HeldRule {
                 rule: i,
                 bucket: bucket::name(&policy.name, &r.name, &r.bucket_by, facts),
-                limits: limits_of(r),
                 reserved: r
                     .cost
                     .estimate(estimate.input, estimate.cap(r.default_max_tokens)),
@@ -278,14 +276,15 @@ impl RateLimiting {
                     None => return Admission::Refused(unavailable()),
                 },
             };
-            let started = Instant::now();
-            let (r, b) = reserve_all(&store, &rules, &budgets, now).await;
+            // The clock is read only where the store's latency is observed.
+            let started = (which == Which::Shared).then(Instant::now);
+            let (r, b) = reserve_all(&store, policy, &rules, &budgets, now).await;
             let failed = r
                 .iter()
                 .filter_map(|r| r.as_ref().err())
                 .chain(b.iter().filter_map(|b| b.as_ref().err()))
                 .next();
-            if which == Which::Shared {
+            if let Some(started) = started {
                 observe_store(metrics, "reserve", started, failed.is_some());
             }
             let Some(e) = failed else {
@@ -446,13 +445,6 @@ fn budget_bucket(
     name
 }
 
-fn limits_of(rule: &sluice_config::ir::RateRule) -> Vec<Limit> {
-    rule.limits
-        .iter()
-        .map(|(amount, period)| Limit::new(*amount, *period))
-        .collect()
-}
-
 fn budget_spec(b: &sluice_config::ir::BudgetRule) -> Budget {
     Budget {
         limit: match b.amount {
@@ -471,6 +463,7 @@ fn budget_spec(b: &sluice_config::ir::BudgetRule) -> Budget {
 /// trip: the connection pipelines them).
 async fn reserve_all(
     store: &Limiter,
+    policy: &RateLimits,
     rules: &[HeldRule],
     budgets: &[PlannedBudget],
     now: SystemTime,
@@ -482,7 +475,7 @@ async fn reserve_all(
         return (
             rules
                 .iter()
-                .map(|r| memory.reserve(&r.bucket, &r.limits, r.reserved, now))
+                .map(|r| memory.reserve(&r.bucket, &policy.rules[r.rule].limits, r.reserved, now))
                 .collect(),
             budgets
                 .iter()
@@ -493,7 +486,7 @@ async fn reserve_all(
     let rules = join_all(
         rules
             .iter()
-            .map(|r| store.reserve(&r.bucket, &r.limits, r.reserved, now)),
+            .map(|r| store.reserve(&r.bucket, &policy.rules[r.rule].limits, r.reserved, now)),
     );
     let budgets = join_all(
         budgets
@@ -665,7 +658,8 @@ fn apply_settlement(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<
             .zip(&rule_deltas)
             .filter(|(_, d)| **d != 0);
         for (h, d) in rules {
-            if let Err(e) = memory.settle(&h.bucket, &h.limits, *d, now) {
+            let limits = &held.policy.rules[h.rule].limits;
+            if let Err(e) = memory.settle(&h.bucket, limits, *d, now) {
                 tracing::warn!(policy = %held.policy.name, error = %e, "rate-limit settlement failed");
             }
         }
@@ -688,7 +682,7 @@ fn apply_settlement(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<
                 .iter()
                 .zip(&rule_deltas)
                 .filter(|(_, d)| **d != 0)
-                .map(|(h, d)| store.settle(&h.bucket, &h.limits, *d, now)),
+                .map(|(h, d)| store.settle(&h.bucket, &held.policy.rules[h.rule].limits, *d, now)),
         );
         let budgets = join_all(
             held.budgets

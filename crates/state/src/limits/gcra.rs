@@ -262,10 +262,16 @@ fn remembered_scale(limit: &Limit) -> Result<Scale, StoreError> {
     Ok(scale)
 }
 
+/// Limits one call checks before it needs the heap (a rule has a handful).
+pub const INLINE_LIMITS: usize = 4;
+
+/// One value per limit of a call, kept on the stack.
+pub type PerLimit<T> = smallvec::SmallVec<[T; INLINE_LIMITS]>;
+
 /// Check the limits of one call. The same `(amount, period)` twice is
 /// [`StoreError::Invalid`]: both would be one stored bucket, charged twice per reservation.
-pub fn meters(limits: &[Limit]) -> Result<Vec<Meter>, StoreError> {
-    let mut meters: Vec<Meter> = Vec::with_capacity(limits.len());
+pub fn meters(limits: &[Limit]) -> Result<PerLimit<Meter>, StoreError> {
+    let mut meters: PerLimit<Meter> = PerLimit::with_capacity(limits.len());
     for limit in limits {
         if meters.iter().any(|m| m.limit == *limit) {
             return Err(StoreError::Invalid(format!(

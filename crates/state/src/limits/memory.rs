@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::budget::{self, Budget, BudgetDecision, BudgetUsage, Window};
-use super::gcra::{self, Level, Meter};
+use super::gcra::{self, Level, Meter, PerLimit};
 use super::{clock, Decision, Limit, LimitState};
 use crate::StoreError;
 
@@ -106,7 +106,7 @@ impl MemoryLimiter {
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
         let levels = inner.levels(key, &meters, now_us);
-        let mut used: Vec<u64> = levels.iter().map(|l| l.used).collect();
+        let mut used: PerLimit<u64> = levels.iter().map(|l| l.used).collect();
         if gcra::never_fits(&meters, cost) {
             return Ok(gcra::never(&meters, &used, now_us));
         }
@@ -130,7 +130,7 @@ impl MemoryLimiter {
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
         let levels = inner.levels(key, &meters, now_us);
-        let mut used: Vec<u64> = levels.iter().map(|l| l.used).collect();
+        let mut used: PerLimit<u64> = levels.iter().map(|l| l.used).collect();
         gcra::settle(&meters, &mut used, delta);
         inner.store(key, &meters, &levels, &used);
         Ok(gcra::states(&meters, &used, now_us))
@@ -147,7 +147,7 @@ impl MemoryLimiter {
         let key = self.key(bucket);
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
-        let used: Vec<u64> = inner
+        let used: PerLimit<u64> = inner
             .levels(key, &meters, now_us)
             .iter()
             .map(|l| l.used)
@@ -250,7 +250,7 @@ impl MemoryLimiter {
 
 impl Inner {
     /// Each meter's level refilled to `now_us` (full if not stored).
-    fn levels(&self, bucket: Key, meters: &[Meter], now_us: u64) -> Vec<Level> {
+    fn levels(&self, bucket: Key, meters: &[Meter], now_us: u64) -> PerLimit<Level> {
         let slots = self.rates.get(&bucket);
         meters
             .iter()

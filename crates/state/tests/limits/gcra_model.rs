@@ -216,7 +216,7 @@ fn random_sequences_match_the_model() -> TestResult {
                 .iter()
                 .map(|m| gcra::refill(&m.scale, None, m.scale.tick(now_us)))
                 .collect(),
-            meters,
+            meters: meters.to_vec(),
         };
         let mut models: Vec<Model> = subject
             .meters

@@ -18,7 +18,7 @@
 //! counted afresh).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 /// Texts from this length are keyed by a hash; shorter ones by their bytes (up to 15 bytes, with
@@ -30,14 +30,44 @@ const PER_SHARD: usize = 1024;
 
 struct Cache {
     key: std::collections::hash_map::RandomState,
-    long: [Mutex<HashMap<u64, u64>>; SHARDS],
-    short: [Mutex<HashMap<u128, u64>>; SHARDS],
+    long: [Mutex<Table<u64>>; SHARDS],
+    short: [Mutex<Table<u128>>; SHARDS],
+}
+
+/// A table whose keys need no second keyed hash: a long text's key already is one, and a short
+/// text's key is the text itself, which a client gains nothing by colliding (a shard holds at
+/// most [`PER_SHARD`] entries, and a full one is cleared).
+type Table<K> = HashMap<K, u64, BuildHasherDefault<FoldHasher>>;
+
+/// Folds a `u64` or `u128` key with one multiplication (SipHash on keys that are hashes already
+/// was a third of a cache lookup).
+#[derive(Default)]
+struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
 }
 
 static CACHE: LazyLock<Cache> = LazyLock::new(|| Cache {
     key: std::collections::hash_map::RandomState::new(),
-    long: std::array::from_fn(|_| Mutex::new(HashMap::new())),
-    short: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+    long: std::array::from_fn(|_| Mutex::default()),
+    short: std::array::from_fn(|_| Mutex::default()),
 });
 
 /// The count of `text` under table `tag` (below 16), from the cache or from `count` (then
@@ -69,7 +99,7 @@ fn short_key(tag: u8, text: &[u8]) -> u128 {
 }
 
 fn remembered<K: Hash + Eq + Copy>(
-    shard: &Mutex<HashMap<K, u64>>,
+    shard: &Mutex<Table<K>>,
     key: K,
     text: &str,
     count: impl FnOnce(&str) -> u64,

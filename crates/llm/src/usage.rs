@@ -21,6 +21,38 @@ pub struct Usage {
     pub total: u64,
 }
 
+/// What usage readers need of a JSON value, so that a `serde_json::Value` and the borrowed
+/// [`Json`](crate::json::Json) of a passed-through answer (no tree of owned strings built for
+/// three numbers) read alike.
+pub(crate) trait UsageFields {
+    /// The member `key` of an object (`None` for anything else).
+    fn field(&self, key: &str) -> Option<&Self>;
+    fn as_count(&self) -> Option<u64>;
+
+    /// The member `key` as a whole number, 0 when missing or anything else.
+    fn count(&self, key: &str) -> u64 {
+        self.field(key).and_then(Self::as_count).unwrap_or(0)
+    }
+}
+
+impl UsageFields for serde_json::Value {
+    fn field(&self, key: &str) -> Option<&Self> {
+        self.get(key)
+    }
+    fn as_count(&self) -> Option<u64> {
+        self.as_u64()
+    }
+}
+
+impl UsageFields for crate::json::Json<'_> {
+    fn field(&self, key: &str) -> Option<&Self> {
+        self.get(key)
+    }
+    fn as_count(&self) -> Option<u64> {
+        self.as_u64()
+    }
+}
+
 impl Usage {
     /// Builds a usage whose `total` is `input + output`.
     pub fn new(input: u64, output: u64) -> Usage {
@@ -41,21 +73,25 @@ impl Usage {
     /// From an OpenAI `usage` object (Chat Completions, Completions, Embeddings) or a Responses API
     /// `usage` object (`input_tokens`/`output_tokens`).
     pub fn from_openai(u: &serde_json::Value) -> Usage {
-        let n = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-        let input = n(u, "prompt_tokens").max(n(u, "input_tokens"));
-        let output = n(u, "completion_tokens").max(n(u, "output_tokens"));
+        Usage::of_openai(u)
+    }
+
+    /// [`from_openai`](Usage::from_openai) over any JSON value that reads like one.
+    pub(crate) fn of_openai<J: UsageFields + ?Sized>(u: &J) -> Usage {
+        let input = u.count("prompt_tokens").max(u.count("input_tokens"));
+        let output = u.count("completion_tokens").max(u.count("output_tokens"));
         let in_details = u
-            .get("prompt_tokens_details")
-            .or_else(|| u.get("input_tokens_details"));
+            .field("prompt_tokens_details")
+            .or_else(|| u.field("input_tokens_details"));
         let out_details = u
-            .get("completion_tokens_details")
-            .or_else(|| u.get("output_tokens_details"));
+            .field("completion_tokens_details")
+            .or_else(|| u.field("output_tokens_details"));
         Usage {
             input,
             output,
-            cached_input: in_details.map_or(0, |d| n(d, "cached_tokens")),
+            cached_input: in_details.map_or(0, |d| d.count("cached_tokens")),
             cache_creation: 0,
-            reasoning: out_details.map_or(0, |d| n(d, "reasoning_tokens")),
+            reasoning: out_details.map_or(0, |d| d.count("reasoning_tokens")),
             total: input + output,
         }
     }

@@ -2,6 +2,7 @@
 //! request clones pointers, not strings.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -121,7 +122,31 @@ pub struct RateLimitMetrics {
     pub store_duration: HistFamily<StoreLabels>,
     pub store_errors: Family<StoreLabels, Counter>,
     /// Each policy's counters, resolved on first use (see [`PolicyCounters`]).
-    policies: Mutex<HashMap<usize, CachedPolicy>>,
+    policies: Mutex<HashMap<usize, CachedPolicy, BuildHasherDefault<AddressHasher>>>,
+}
+
+/// Hashes the policies' addresses (unique while their entries live, see [`CachedPolicy`]) with
+/// one multiplication: the lookup is on every limited request, and nothing about it needs a
+/// keyed hash.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        // Fibonacci hashing: the product's high bits mix in every bit of the address (whose
+        // aligned low bits carry nothing); folding them down gives the low bits the table
+        // indexes with the same mix.
+        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
 }
 
 struct CachedPolicy {
@@ -158,24 +183,27 @@ pub struct RuleCounters {
     pub overrun: LazyCounter,
 }
 
-/// A counter of a family, looked up the first time it is used.
-pub struct LazyCounter {
-    family: Family<RateLimitLabels, Counter>,
-    labels: RateLimitLabels,
-    counter: OnceLock<Counter>,
+/// A counter of a rate-limit family, looked up the first time it is used.
+pub type LazyCounter = Lazy<RateLimitLabels, Counter>;
+
+/// A metric of a family, looked up by its labels the first time it is used, then used directly.
+pub struct Lazy<L, M> {
+    family: Family<L, M>,
+    labels: L,
+    metric: OnceLock<M>,
 }
 
-impl LazyCounter {
-    fn new(family: &Family<RateLimitLabels, Counter>, labels: RateLimitLabels) -> LazyCounter {
-        LazyCounter {
+impl<L: Clone + std::hash::Hash + Eq, M: Clone> Lazy<L, M> {
+    pub fn new(family: &Family<L, M>, labels: L) -> Lazy<L, M> {
+        Lazy {
             family: family.clone(),
             labels,
-            counter: OnceLock::new(),
+            metric: OnceLock::new(),
         }
     }
 
-    pub fn get(&self) -> &Counter {
-        self.counter
+    pub fn get(&self) -> &M {
+        self.metric
             .get_or_init(|| self.family.get_or_create(&self.labels).clone())
     }
 }
@@ -307,6 +335,8 @@ pub struct GenAiMetrics {
     pub gateway_overhead: Histogram,
     pub backend_requests: Family<AiBackendLabels, Counter>,
     pub cost_usd: Family<AiCostLabels, Counter<f64>>,
+    /// The series above by their labels, for reporting without lookups.
+    pub series: crate::ai::series::SeriesCache,
 }
 
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -401,6 +431,7 @@ impl GenAiMetrics {
             gateway_overhead,
             backend_requests,
             cost_usd,
+            series: Default::default(),
         }
     }
 }
@@ -584,10 +615,11 @@ mod tests {
                 name: Arc::from("per-user"),
                 bucket_by: vec![],
                 cost: Cost::Requests,
-                limits: vec![sluice_state::limits::Limit::new(
+                limits: sluice_state::limits::Limits::new(vec![sluice_state::limits::Limit::new(
                     10,
                     std::time::Duration::from_secs(60),
-                )],
+                )])
+                .unwrap(),
                 shadow: false,
                 default_max_tokens: 16,
                 inject_max_tokens: false,

@@ -9,8 +9,8 @@ use super::targets::{PolicyKind, PolicyTargets};
 use crate::duration::parse_duration;
 use crate::error::Diagnostics;
 use crate::ir::{
-    BucketKey, BudgetAmount, BudgetPeriod, BudgetRule, Cost, Limit, RateLimits, RateRule, Weights,
-    DEFAULT_MAX_TOKENS,
+    BucketKey, BudgetAmount, BudgetPeriod, BudgetRule, Cost, Limit, Limits, RateLimits, RateRule,
+    Weights, DEFAULT_MAX_TOKENS,
 };
 use crate::objects::ratelimit::{
     BucketPart, BudgetSpec, CostSpec, RateRuleSpec, TokenRateLimitPolicySpec,
@@ -173,6 +173,13 @@ fn rule(
     if limits.len() != spec.limits.len() {
         return None;
     }
+    let limits = match Limits::new(limits) {
+        Ok(l) => l,
+        Err(e) => {
+            diags.error(p.error(format!("{field}.limits"), e.to_string()));
+            return None;
+        }
+    };
     if spec.default_max_tokens == Some(0) {
         diags.error(p.error(format!("{field}.defaultMaxTokens"), "must be positive"));
         return None;

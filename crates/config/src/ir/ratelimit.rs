@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use sluice_llm::Usage;
-pub use sluice_state::limits::Limit;
+pub use sluice_state::limits::{Limit, Limits};
 
 /// Output tokens reserved for a request that names no cap, unless a rule says otherwise.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -49,8 +49,8 @@ pub struct RateRule {
     pub name: Arc<str>,
     pub bucket_by: Vec<BucketKey>,
     pub cost: Cost,
-    /// Several apply at once.
-    pub limits: Vec<Limit>,
+    /// Several apply at once; checked at load, so the store does not check them per request.
+    pub limits: Limits,
     pub shadow: bool,
     /// Output tokens reserved when the request names no cap.
     pub default_max_tokens: u64,

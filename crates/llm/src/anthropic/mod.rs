@@ -26,6 +26,7 @@ pub use client_request::hub_request_from_messages;
 pub use client_response::message_from_hub;
 pub use client_stream::HubToAnthropicStream;
 pub use provider_request::messages_request;
+pub(crate) use provider_response::usage_of_anthropic;
 pub use provider_response::{hub_response, usage_from_anthropic};
 pub use provider_stream::AnthropicToHubStream;
 

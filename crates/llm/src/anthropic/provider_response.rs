@@ -3,18 +3,23 @@
 use serde_json::{json, Value};
 
 use super::{arguments_text, finish_reason, response_error, str_at};
+use crate::usage::UsageFields;
 use crate::{hub, TranslateError, Usage};
 
 /// Normalises an Anthropic `usage` object. Anthropic's `input_tokens` counts only the tokens after
 /// the last cache breakpoint, so the cache reads and writes are added to make `input` the whole
 /// prompt, as [`Usage`] defines it.
 pub fn usage_from_anthropic(u: &Value) -> Usage {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    usage_of_anthropic(u)
+}
+
+/// [`usage_from_anthropic`] over any JSON value that reads like one.
+pub(crate) fn usage_of_anthropic<J: UsageFields + ?Sized>(u: &J) -> Usage {
     anthropic_usage(
-        n("input_tokens"),
-        n("cache_read_input_tokens"),
-        n("cache_creation_input_tokens"),
-        n("output_tokens"),
+        u.count("input_tokens"),
+        u.count("cache_read_input_tokens"),
+        u.count("cache_creation_input_tokens"),
+        u.count("output_tokens"),
     )
 }
 

@@ -12,6 +12,7 @@
 
 pub(crate) mod health;
 mod models;
+pub(crate) mod series;
 mod serve;
 mod stream_body;
 pub(crate) mod tally;

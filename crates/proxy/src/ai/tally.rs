@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use sluice_llm::Usage;
 
+use super::series::SeriesKey;
+
 #[derive(Debug, Default)]
 pub struct AiTally {
     pub operation: &'static str,
@@ -40,62 +42,39 @@ pub fn report(
     t: &AiTally,
     total: Duration,
 ) -> crate::access_log::AiRecord {
-    use crate::metrics::{AiBackendLabels, AiCostLabels, GenAiLabels, Label, TokenLabels};
     let overhead = total.saturating_sub(t.upstream_time);
     let g = &metrics.gen_ai;
-    if t.backend.is_some() {
-        let request_model = Label(Arc::from(t.request_model.as_str()));
-        let response_model = Label(Arc::from(t.response_model.as_deref().unwrap_or("")));
-        let labels = GenAiLabels {
-            gen_ai_operation_name: t.operation,
-            gen_ai_provider_name: t.provider,
-            gen_ai_request_model: request_model.clone(),
-            gen_ai_response_model: response_model.clone(),
-        };
-        g.request_duration
-            .get_or_create(&labels)
-            .observe(total.as_secs_f64());
+    if let Some(backend) = &t.backend {
+        let series = g.series.get(
+            g,
+            SeriesKey {
+                operation: t.operation,
+                provider: t.provider,
+                request_model: &t.request_model,
+                response_model: t.response_model.as_deref().unwrap_or(""),
+                backend,
+                region: t.region.as_deref().unwrap_or(""),
+            },
+        );
+        series.request_duration.get().observe(total.as_secs_f64());
         g.gateway_overhead.observe(overhead.as_secs_f64());
         if t.completed {
-            for (kind, n) in [("input", t.usage.input), ("output", t.usage.output)] {
-                g.token_usage
-                    .get_or_create(&TokenLabels {
-                        gen_ai_operation_name: t.operation,
-                        gen_ai_provider_name: t.provider,
-                        gen_ai_request_model: request_model.clone(),
-                        gen_ai_response_model: response_model.clone(),
-                        gen_ai_token_type: kind,
-                    })
-                    .observe(n as f64);
-            }
+            series.input_tokens.get().observe(t.usage.input as f64);
+            series.output_tokens.get().observe(t.usage.output as f64);
             if let Some(ttft) = t.time_to_first_token.filter(|_| t.stream) {
-                g.time_to_first_token
-                    .get_or_create(&labels)
-                    .observe(ttft.as_secs_f64());
+                series.time_to_first_token.get().observe(ttft.as_secs_f64());
                 if t.usage.output > 1 {
                     let per =
                         total.saturating_sub(ttft).as_secs_f64() / (t.usage.output - 1) as f64;
-                    g.time_per_output_token.get_or_create(&labels).observe(per);
+                    series.time_per_output_token.get().observe(per);
                 }
             }
+            series.succeeded.get().inc();
+        } else {
+            series.failed.get().inc();
         }
-        let region = Label(t.region.clone().unwrap_or_else(|| Arc::from("")));
-        g.backend_requests
-            .get_or_create(&AiBackendLabels {
-                backend: Label(t.backend.clone().unwrap_or_else(|| Arc::from(""))),
-                provider: t.provider,
-                region: region.clone(),
-                outcome: if t.completed { "success" } else { "failure" },
-            })
-            .inc();
         if let Some(cost) = t.cost_usd.filter(|c| *c > 0.0) {
-            g.cost_usd
-                .get_or_create(&AiCostLabels {
-                    provider: t.provider,
-                    model: request_model,
-                    region,
-                })
-                .inc_by(cost);
+            series.cost_usd.get().inc_by(cost);
         }
     }
     crate::access_log::AiRecord {

@@ -65,7 +65,7 @@ impl RateHeaders {
             let Some(s) = state else { continue };
             headers.insert(limit, HeaderValue::from(s.limit.amount));
             headers.insert(remaining, HeaderValue::from(s.remaining));
-            if let Ok(v) = HeaderValue::from_str(&format_reset(s.reset_after)) {
+            if let Some(v) = reset_value(s.reset_after) {
                 headers.insert(reset, v);
             }
         }
@@ -75,29 +75,67 @@ impl RateHeaders {
 /// `20ms`, `1s`, `6m0s`, `1h2m3s`: whole milliseconds below a second, else whole seconds
 /// rounded up (a client that waits that long finds the bucket full).
 pub fn format_reset(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        // The common case on every answer: no formatting machinery.
-        let ms = d.as_micros().div_ceil(1000);
-        if ms >= 1000 {
-            return format!("{ms}ms");
+    let mut out = Reset::default();
+    out.write(d);
+    String::from_utf8_lossy(out.as_bytes()).into_owned()
+}
+
+/// [`format_reset`] as a header value, built on the stack (it goes on every response).
+fn reset_value(d: Duration) -> Option<HeaderValue> {
+    let mut out = Reset::default();
+    out.write(d);
+    HeaderValue::from_bytes(out.as_bytes()).ok()
+}
+
+/// A reset as text: at most `18446744073709551615h59m59s` (29 bytes).
+#[derive(Default)]
+struct Reset {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Reset {
+    fn write(&mut self, d: Duration) {
+        if d < Duration::from_secs(1) {
+            self.number(u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX));
+            self.text(b"ms");
+            return;
         }
-        let mut s = String::with_capacity(5);
-        if ms >= 100 {
-            s.push(char::from(b'0' + (ms / 100) as u8));
+        let secs = u64::try_from(d.as_micros().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        if h > 0 {
+            self.number(h);
+            self.text(b"h");
         }
-        if ms >= 10 {
-            s.push(char::from(b'0' + (ms / 10 % 10) as u8));
+        if h > 0 || m > 0 {
+            self.number(m);
+            self.text(b"m");
         }
-        s.push(char::from(b'0' + (ms % 10) as u8));
-        s.push_str("ms");
-        return s;
+        self.number(s);
+        self.text(b"s");
     }
-    let secs = d.as_micros().div_ceil(1_000_000);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
+
+    fn number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.text(&digits[i..]);
+    }
+
+    fn text(&mut self, t: &[u8]) {
+        self.buf[self.len..self.len + t.len()].copy_from_slice(t);
+        self.len += t.len();
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -125,6 +163,20 @@ mod tests {
         assert_eq!(format_reset(Duration::from_millis(1001)), "2s");
         assert_eq!(format_reset(Duration::from_secs(360)), "6m0s");
         assert_eq!(format_reset(Duration::from_secs(3723)), "1h2m3s");
+        assert_eq!(format_reset(Duration::from_secs(7200)), "2h0m0s");
+        assert_eq!(
+            format_reset(Duration::MAX),
+            format!(
+                "{}h{}m{}s",
+                u64::MAX / 3600,
+                u64::MAX / 60 % 60,
+                u64::MAX % 60
+            )
+        );
+        assert_eq!(
+            reset_value(Duration::from_millis(1500)).unwrap(),
+            HeaderValue::from_static("2s")
+        );
     }
 
     #[test]

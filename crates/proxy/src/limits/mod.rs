@@ -27,7 +27,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use sluice_config::ir::{BudgetAmount, BudgetPeriod, Cost, Price, RateLimits};
 use sluice_llm::{Dialect, Usage};
-use sluice_state::limits::{Budget, BudgetDecision, Decision, Limiter, Period, Window};
+use sluice_state::limits::{BucketKey, Budget, BudgetDecision, Decision, Limiter, Period, Window};
 use sluice_state::StoreError;
 
 pub use self::bucket::Facts;
@@ -110,6 +110,9 @@ pub enum Spent {
 struct HeldRule {
     rule: usize,
     bucket: String,
+    /// The bucket's key in the local store, once reserved there: settlement does not hash the
+    /// name again.
+    local_key: Option<BucketKey>,
     reserved: u64,
 }
 
@@ -224,13 +227,14 @@ impl RateLimiting {
         let now = SystemTime::now();
         let counters = metrics.rate_limits.policy(policy);
         // What each rule and budget would reserve, built once; admitted ones move into `held`.
-        let rules: Vec<HeldRule> = policy
+        let mut rules: Vec<HeldRule> = policy
             .rules
             .iter()
             .enumerate()
             .map(|(i, r)| HeldRule {
                 rule: i,
                 bucket: bucket::name(&policy.name, &r.name, &r.bucket_by, facts),
+                local_key: None,
                 reserved: r
                     .cost
                     .estimate(estimate.input, estimate.cap(r.default_max_tokens)),
@@ -278,7 +282,7 @@ impl RateLimiting {
             };
             // The clock is read only where the store's latency is observed.
             let started = (which == Which::Shared).then(Instant::now);
-            let (r, b) = reserve_all(&store, policy, &rules, &budgets, now).await;
+            let (r, b) = reserve_all(&store, policy, &mut rules, &budgets, now).await;
             let failed = r
                 .iter()
                 .filter_map(|r| r.as_ref().err())
@@ -464,7 +468,7 @@ fn budget_spec(b: &sluice_config::ir::BudgetRule) -> Budget {
 async fn reserve_all(
     store: &Limiter,
     policy: &RateLimits,
-    rules: &[HeldRule],
+    rules: &mut [HeldRule],
     budgets: &[PlannedBudget],
     now: SystemTime,
 ) -> (
@@ -474,8 +478,11 @@ async fn reserve_all(
     if let Limiter::Memory(memory) = store {
         return (
             rules
-                .iter()
-                .map(|r| memory.reserve(&r.bucket, &policy.rules[r.rule].limits, r.reserved, now))
+                .iter_mut()
+                .map(|r| {
+                    let key = *r.local_key.insert(memory.bucket_key(&r.bucket));
+                    memory.reserve_at(key, &policy.rules[r.rule].limits, r.reserved, now)
+                })
                 .collect(),
             budgets
                 .iter()
@@ -659,7 +666,8 @@ fn apply_settlement(store: Arc<Limiter>, held: Held, spent: Spent, metrics: Arc<
             .filter(|(_, d)| **d != 0);
         for (h, d) in rules {
             let limits = &held.policy.rules[h.rule].limits;
-            if let Err(e) = memory.settle(&h.bucket, limits, *d, now) {
+            let key = h.local_key.unwrap_or_else(|| memory.bucket_key(&h.bucket));
+            if let Err(e) = memory.settle_at(key, limits, *d, now) {
                 tracing::warn!(policy = %held.policy.name, error = %e, "rate-limit settlement failed");
             }
         }

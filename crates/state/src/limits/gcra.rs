@@ -268,6 +268,34 @@ pub const INLINE_LIMITS: usize = 4;
 /// One value per limit of a call, kept on the stack.
 pub type PerLimit<T> = smallvec::SmallVec<[T; INLINE_LIMITS]>;
 
+/// Limits checked once, with their scales, for callers that apply the same set on every call
+/// (a configured rule): [`meters`] then costs nothing per call. Reads as the `[Limit]` it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    limits: Vec<Limit>,
+    meters: PerLimit<Meter>,
+}
+
+impl Limits {
+    /// [`StoreError::Invalid`] as [`meters`] says.
+    pub fn new(limits: Vec<Limit>) -> Result<Limits, StoreError> {
+        let meters = meters(&limits)?;
+        Ok(Limits { limits, meters })
+    }
+
+    pub fn meters(&self) -> &[Meter] {
+        &self.meters
+    }
+}
+
+impl std::ops::Deref for Limits {
+    type Target = [Limit];
+
+    fn deref(&self) -> &[Limit] {
+        &self.limits
+    }
+}
+
 /// Check the limits of one call. The same `(amount, period)` twice is
 /// [`StoreError::Invalid`]: both would be one stored bucket, charged twice per reservation.
 pub fn meters(limits: &[Limit]) -> Result<PerLimit<Meter>, StoreError> {

@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::budget::{self, Budget, BudgetDecision, BudgetUsage, Window};
-use super::gcra::{self, Level, Meter, PerLimit};
+use super::gcra::{self, Level, Limits, Meter, PerLimit};
 use super::{clock, Decision, Limit, LimitState};
 use crate::StoreError;
 
@@ -42,6 +42,10 @@ pub struct MemoryLimiter {
 
 /// A bucket's key: the keyed hash of its name.
 type Key = u64;
+
+/// A bucket's name as this limiter keys it ([`MemoryLimiter::bucket_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketKey(Key);
 
 /// The keys are already hashes: the maps use them as they are.
 type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
@@ -101,20 +105,41 @@ impl MemoryLimiter {
         now: SystemTime,
     ) -> Result<Decision, StoreError> {
         let meters = gcra::meters(limits)?;
+        self.reserve_metered(self.bucket_key(bucket), &meters, cost, now)
+    }
+
+    /// [`reserve`](Self::reserve) in the bucket whose name hashed to `bucket`, with limits
+    /// checked beforehand.
+    pub fn reserve_at(
+        &self,
+        bucket: BucketKey,
+        limits: &Limits,
+        cost: u64,
+        now: SystemTime,
+    ) -> Result<Decision, StoreError> {
+        self.reserve_metered(bucket, limits.meters(), cost, now)
+    }
+
+    fn reserve_metered(
+        &self,
+        bucket: BucketKey,
+        meters: &[Meter],
+        cost: u64,
+        now: SystemTime,
+    ) -> Result<Decision, StoreError> {
         let now_us = clock::micros(now)?;
-        let key = self.key(bucket);
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
-        let levels = inner.levels(key, &meters, now_us);
+        let levels = inner.levels(bucket.0, meters, now_us);
         let mut used: PerLimit<u64> = levels.iter().map(|l| l.used).collect();
-        if gcra::never_fits(&meters, cost) {
-            return Ok(gcra::never(&meters, &used, now_us));
+        if gcra::never_fits(meters, cost) {
+            return Ok(gcra::never(meters, &used, now_us));
         }
-        let admitted = gcra::admit(&meters, &mut used, cost);
+        let admitted = gcra::admit(meters, &mut used, cost);
         if admitted {
-            inner.store(key, &meters, &levels, &used);
+            inner.store(bucket.0, meters, &levels, &used);
         }
-        Ok(gcra::decision(&meters, &used, cost, admitted, now_us))
+        Ok(gcra::decision(meters, &used, cost, admitted, now_us))
     }
 
     pub fn settle(
@@ -126,14 +151,38 @@ impl MemoryLimiter {
     ) -> Result<Vec<LimitState>, StoreError> {
         let meters = gcra::meters(limits)?;
         let now_us = clock::micros(now)?;
-        let key = self.key(bucket);
+        let used = self.settle_levels(self.bucket_key(bucket), &meters, delta, now_us);
+        Ok(gcra::states(&meters, &used, now_us))
+    }
+
+    /// [`settle`](Self::settle) in the bucket whose name hashed to `bucket`, with limits
+    /// checked beforehand, for a caller that does not read the states after it.
+    pub fn settle_at(
+        &self,
+        bucket: BucketKey,
+        limits: &Limits,
+        delta: i64,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let now_us = clock::micros(now)?;
+        self.settle_levels(bucket, limits.meters(), delta, now_us);
+        Ok(())
+    }
+
+    fn settle_levels(
+        &self,
+        bucket: BucketKey,
+        meters: &[Meter],
+        delta: i64,
+        now_us: u64,
+    ) -> PerLimit<u64> {
         let mut inner = self.lock();
         inner.sweep_if_due(now_us);
-        let levels = inner.levels(key, &meters, now_us);
+        let levels = inner.levels(bucket.0, meters, now_us);
         let mut used: PerLimit<u64> = levels.iter().map(|l| l.used).collect();
-        gcra::settle(&meters, &mut used, delta);
-        inner.store(key, &meters, &levels, &used);
-        Ok(gcra::states(&meters, &used, now_us))
+        gcra::settle(meters, &mut used, delta);
+        inner.store(bucket.0, meters, &levels, &used);
+        used
     }
 
     pub fn state(
@@ -239,6 +288,12 @@ impl MemoryLimiter {
 
     fn key(&self, bucket: &str) -> Key {
         self.names.hash_one(bucket)
+    }
+
+    /// The key of the bucket named `bucket`, for callers that reserve and later settle the
+    /// same bucket without hashing its name twice. Valid for this limiter only.
+    pub fn bucket_key(&self, bucket: &str) -> BucketKey {
+        BucketKey(self.key(bucket))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -29,7 +29,8 @@ use std::time::{Duration, SystemTime};
 pub use self::budget::{
     Budget, BudgetDecision, BudgetUsage, Period, Window, MAX_SPEND, SETTLE_GRACE,
 };
-pub use self::memory::{MemoryLimiter, SWEEP_EVERY};
+pub use self::gcra::Limits;
+pub use self::memory::{BucketKey, MemoryLimiter, SWEEP_EVERY};
 pub use self::redis::RedisLimiter;
 pub use self::scripts::EXPIRY_MARGIN_MS;
 use crate::redis::RedisConn;
